@@ -76,7 +76,7 @@ def parse_timestamp(value: object) -> datetime:
     if isinstance(value, datetime):
         return value
     if not isinstance(value, str):
-        raise ValueError("must be an ISO 8601 timestamp string")  # noqa: TRY004 - pydantic wants ValueError
+        raise ValueError("must be an ISO 8601 timestamp string")
     try:
         return datetime.fromisoformat(value)
     except ValueError as exc:

@@ -1,0 +1,531 @@
+"""The index: an SQLite file kept outside the store, synced incrementally from it.
+
+Why an index: the store is a flat directory of thousands of JSON files, and the UI lists, filters
+and counts them on every page view. The index answers those from SQLite (keyset pages, no file I/O)
+and is synced by comparing each file's signature (size, mtime, inode) with what it last saw, so a
+restart on an indexed store only lists the directory.
+
+Rules it keeps:
+
+* the store is read-only: nothing is written into it, and only plain ``*.json`` names found by
+  listing the store are ever opened (see :mod:`storage.reader`);
+* a file that fails validation is kept in ``files`` with its reason and is not served; when it
+  changes (a writer finishing it), it is read again;
+* two files claiming one ``execution_id``: the file named ``<execution_id>.json`` wins, otherwise
+  the one indexed first; the other is reported, and served if the winner disappears;
+* an index of another format version, of another store, or that SQLite cannot read, is deleted
+  and rebuilt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from storage.models import ExecutionRecord
+from storage.reader import (
+    DEFAULT_MAX_FILE_BYTES,
+    FileSignature,
+    InvalidRecordError,
+    is_record_name,
+    read_record,
+)
+from storage.schema import (
+    DDL,
+    FORMAT_VERSION,
+    ITEM_BITS,
+    STATUS_DUPLICATE,
+    STATUS_INVALID,
+    STATUS_VALID,
+)
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int], None]
+"""Called as ``progress(done, total)`` while files are read."""
+
+_BATCH: Final = 1000
+
+
+class StoreNotFoundError(Exception):
+    """The configured store directory does not exist or is not a directory."""
+
+
+@dataclass(slots=True)
+class SyncReport:
+    """What one sync changed."""
+
+    scanned: int = 0
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    invalid: int = 0
+    added_ids: list[str] = field(default_factory=list)
+    changed_ids: list[str] = field(default_factory=list)
+    removed_ids: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything visible to queries changed."""
+        return bool(self.added or self.updated or self.removed or self.invalid)
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """One directory entry as listed: its signature, or why it cannot even be stat'ed."""
+
+    signature: FileSignature
+    problem: str | None = None
+
+
+def timestamp_key(record: ExecutionRecord) -> str:
+    """The wall-clock sort key of a record: naive local time compared as written."""
+    return record.timestamp.replace(tzinfo=None).isoformat(timespec="microseconds")
+
+
+class RecordIndex:
+    """The SQLite index of one store. Thread-safe: one writer at a time, readers per thread."""
+
+    def __init__(
+        self, store: Path, index_path: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    ) -> None:
+        self.store = store
+        self.index_path = index_path
+        self.max_file_bytes = max_file_bytes
+        self._store_real = store.resolve()
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._writer: sqlite3.Connection | None = None
+        self._all_readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def open(self) -> RecordIndex:
+        """Open (or create, or rebuild) the index file. Does not sync."""
+        if not self.store.is_dir():
+            raise StoreNotFoundError(f"store directory not found: {self.store}")
+        self.index_path.parent.mkdir(parents=True, exist_ok=True)
+        if self.index_path.resolve().is_relative_to(self._store_real):
+            raise ValueError("the index must live outside the store directory")
+        try:
+            self._writer = self._connect_checked()
+        except sqlite3.DatabaseError as exc:
+            log.warning("index %s unusable (%s): rebuilding", self.index_path.name, exc)
+            self._discard_file()
+            self._writer = self._connect_checked()
+        return self
+
+    def close(self) -> None:
+        """Close every connection this index opened."""
+        with self._readers_lock:
+            for conn in self._all_readers:
+                conn.close()
+            self._all_readers.clear()
+        self._local = threading.local()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def __enter__(self) -> RecordIndex:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.index_path, timeout=30, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute("PRAGMA cache_size=-32000")
+        conn.execute("PRAGMA temp_store=MEMORY")
+        return conn
+
+    def _connect_checked(self) -> sqlite3.Connection:
+        conn = self._connect()
+        try:
+            meta = self._read_meta(conn)
+            if meta is None:
+                self._create(conn)
+            elif meta.get("format_version") != FORMAT_VERSION or meta.get("store") != str(
+                self._store_real
+            ):
+                log.info("index format or store changed: rebuilding %s", self.index_path.name)
+                conn.close()
+                self._discard_file()
+                conn = self._connect()
+                self._create(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @staticmethod
+    def _read_meta(conn: sqlite3.Connection) -> dict[str, str] | None:
+        has_meta = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
+        ).fetchone()
+        if not has_meta:
+            tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if tables:
+                raise sqlite3.DatabaseError("not an execgraph index")
+            return None
+        return dict(conn.execute("SELECT key, value FROM meta").fetchall())
+
+    def _create(self, conn: sqlite3.Connection) -> None:
+        with conn:
+            conn.executescript(DDL)
+            conn.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                [("format_version", FORMAT_VERSION), ("store", str(self._store_real))],
+            )
+
+    def _discard_file(self) -> None:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(f"{self.index_path}{suffix}")
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def reader(self) -> sqlite3.Connection:
+        """This thread's read connection (queries only)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            with self._readers_lock:
+                self._all_readers.append(conn)
+        return conn
+
+    def data_version(self) -> int:
+        """A number that changes whenever the index content changes (for caches)."""
+        row = self.reader().execute("PRAGMA data_version").fetchone()
+        return int(row[0])
+
+    # -- syncing ---------------------------------------------------------------------------
+
+    def sync(self, progress: ProgressCallback | None = None) -> SyncReport:
+        """Bring the index in line with the whole store (new, changed, deleted files)."""
+        with self._write_lock:
+            listing = self._scan()
+            conn = self._require_writer()
+            known = {
+                name: FileSignature(size, mtime, inode)
+                for name, size, mtime, inode in conn.execute(
+                    "SELECT name, size, mtime_ns, inode FROM files"
+                )
+            }
+            changed = sorted(
+                name for name, entry in listing.items() if known.get(name) != entry.signature
+            )
+            removed = sorted(name for name in known if name not in listing)
+            report = SyncReport(scanned=len(listing))
+            self._apply(changed, removed, listing, report, progress)
+            return report
+
+    def sync_names(self, names: Iterable[str]) -> SyncReport:
+        """Re-check only the given file names (from change notifications)."""
+        with self._write_lock:
+            conn = self._require_writer()
+            listing: dict[str, _Entry] = {}
+            gone: list[str] = []
+            for name in sorted(set(names)):
+                if not is_record_name(name):
+                    continue
+                entry = self._stat(name)
+                if entry is None:
+                    gone.append(name)
+                    continue
+                listing[name] = entry
+            changed = []
+            for name, entry in listing.items():
+                row = conn.execute(
+                    "SELECT size, mtime_ns, inode FROM files WHERE name = ?", (name,)
+                ).fetchone()
+                if row is None or FileSignature(*row) != entry.signature:
+                    changed.append(name)
+            removed = [
+                name
+                for name in gone
+                if conn.execute("SELECT 1 FROM files WHERE name = ?", (name,)).fetchone()
+            ]
+            report = SyncReport(scanned=len(listing))
+            self._apply(changed, removed, listing, report, None)
+            return report
+
+    def _require_writer(self) -> sqlite3.Connection:
+        if self._writer is None:
+            raise RuntimeError("index is not open")
+        return self._writer
+
+    def _scan(self) -> dict[str, _Entry]:
+        listing: dict[str, _Entry] = {}
+        try:
+            entries = os.scandir(self.store)
+        except FileNotFoundError as exc:
+            raise StoreNotFoundError(f"store directory not found: {self.store}") from exc
+        with entries:
+            for dirent in entries:
+                if not is_record_name(dirent.name):
+                    continue
+                entry = self._entry(dirent.name, dirent)
+                if entry is not None:
+                    listing[dirent.name] = entry
+        return listing
+
+    def _stat(self, name: str) -> _Entry | None:
+        return self._entry(name, None)
+
+    def _entry(self, name: str, dirent: os.DirEntry[str] | None) -> _Entry | None:
+        path = self.store / name
+        try:
+            st = dirent.stat() if dirent is not None else os.stat(path)
+        except FileNotFoundError:
+            try:
+                lst = os.lstat(path)
+            except FileNotFoundError:
+                return None  # gone between listing and stat
+            return _Entry(FileSignature(0, lst.st_mtime_ns, lst.st_ino), "broken symbolic link")
+        except OSError as exc:
+            return _Entry(FileSignature(0, 0, 0), f"cannot be read ({exc.strerror})")
+        return _Entry(FileSignature(st.st_size, st.st_mtime_ns, st.st_ino))
+
+    def _apply(
+        self,
+        changed: list[str],
+        removed: list[str],
+        listing: dict[str, _Entry],
+        report: SyncReport,
+        progress: ProgressCallback | None,
+    ) -> None:
+        conn = self._require_writer()
+        freed: set[str] = set()
+        with conn:
+            for name in removed:
+                freed.update(self._drop_file(conn, name, report))
+        total = len(changed)
+        for start in range(0, total, _BATCH):
+            with conn:
+                for name in changed[start : start + _BATCH]:
+                    freed.discard(self._index_file(conn, name, listing[name], report) or "")
+            if progress is not None:
+                progress(min(start + _BATCH, total), total)
+        if progress is not None and total == 0:
+            progress(0, 0)
+        # A duplicate whose winner disappeared is served now.
+        if freed:
+            with conn:
+                waiting = [
+                    row[0]
+                    for row in conn.execute(
+                        f"SELECT name FROM files WHERE status = {STATUS_DUPLICATE} "
+                        f"AND execution_id IN ({','.join('?' * len(freed))}) ORDER BY name",
+                        sorted(freed),
+                    )
+                ]
+                for name in waiting:
+                    entry = self._stat(name)
+                    if entry is not None:
+                        self._index_file(conn, name, entry, report)
+
+    def _drop_file(self, conn: sqlite3.Connection, name: str, report: SyncReport) -> list[str]:
+        """Forget a file; return the execution ids it served."""
+        ids = self._drop_run_of(conn, name)
+        conn.execute("DELETE FROM files WHERE name = ?", (name,))
+        for eid in ids:
+            report.removed += 1
+            report.removed_ids.append(eid)
+        return ids
+
+    @staticmethod
+    def _drop_run_of(conn: sqlite3.Connection, name: str) -> list[str]:
+        rows = conn.execute(
+            "SELECT rid, execution_id FROM runs WHERE file_name = ?", (name,)
+        ).fetchall()
+        for rid, _ in rows:
+            conn.execute("DELETE FROM items WHERE rid = ?", (rid,))
+            conn.execute("DELETE FROM runs WHERE rid = ?", (rid,))
+        return [eid for _, eid in rows]
+
+    def _index_file(
+        self, conn: sqlite3.Connection, name: str, entry: _Entry, report: SyncReport
+    ) -> str | None:
+        """Read one file and record the outcome; return the execution id it now serves."""
+        previous = conn.execute(
+            "SELECT execution_id FROM runs WHERE file_name = ?", (name,)
+        ).fetchone()
+        record: ExecutionRecord | None = None
+        reason = entry.problem
+        if reason is None:
+            try:
+                record = read_record(self.store, name, max_bytes=self.max_file_bytes)
+            except InvalidRecordError as exc:
+                reason = exc.reason
+        signature = entry.signature
+        if record is None:
+            self._drop_run_of(conn, name)
+            self._put_file(conn, name, signature, STATUS_INVALID, reason, None)
+            report.invalid += 1
+            if previous is not None:
+                report.removed += 1
+                report.removed_ids.append(previous[0])
+            return None
+
+        eid = record.execution_id
+        took_over = False
+        holder = conn.execute(
+            "SELECT file_name FROM runs WHERE execution_id = ?", (eid,)
+        ).fetchone()
+        if holder is not None and holder[0] != name:
+            other = holder[0]
+            if name == f"{eid}.json" and other != f"{eid}.json":
+                # The canonically named file takes over; the other becomes the duplicate.
+                self._drop_run_of(conn, other)
+                conn.execute(
+                    "UPDATE files SET status = ?, reason = ? WHERE name = ?",
+                    (STATUS_DUPLICATE, _duplicate_reason(eid, name), other),
+                )
+                took_over = True
+            else:
+                self._drop_run_of(conn, name)
+                self._put_file(
+                    conn, name, signature, STATUS_DUPLICATE, _duplicate_reason(eid, other), eid
+                )
+                report.invalid += 1
+                if previous is not None:
+                    report.removed += 1
+                    report.removed_ids.append(previous[0])
+                return None
+
+        self._drop_run_of(conn, name)
+        self._insert_run(conn, name, record, signature.size)
+        self._put_file(conn, name, signature, STATUS_VALID, None, eid)
+        if previous is None and not took_over:
+            report.added += 1
+            report.added_ids.append(eid)
+        else:
+            report.updated += 1
+            report.changed_ids.append(eid)
+            if previous is not None and previous[0] != eid:
+                report.removed_ids.append(previous[0])
+        return eid
+
+    @staticmethod
+    def _put_file(
+        conn: sqlite3.Connection,
+        name: str,
+        sig: FileSignature,
+        status: int,
+        reason: str | None,
+        eid: str | None,
+    ) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO files (name, size, mtime_ns, inode, status, reason, "
+            "execution_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (name, sig.size, sig.mtime_ns, sig.inode, status, reason, eid),
+        )
+
+    @staticmethod
+    def _insert_run(
+        conn: sqlite3.Connection, name: str, record: ExecutionRecord, size: int
+    ) -> None:
+        ts = timestamp_key(record)
+        duration = record.total_execution_time
+        cursor = conn.execute(
+            "INSERT INTO runs (execution_id, file_name, config_name, ts, ts_raw, day, user_id, "
+            "session_id, execution_mode, safety_level, used_seed, duration, "
+            "total_execution_time, taxonomy_version, item_count, size) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.execution_id,
+                name,
+                record.config_name,
+                ts,
+                record.timestamp.isoformat(),
+                ts[:10],
+                record.user_id,
+                record.session_id,
+                record.execution_mode,
+                record.safety_level,
+                None if record.used_seed is None else str(record.used_seed),
+                -1.0 if duration is None else float(duration),
+                None if duration is None else float(duration),
+                record.taxonomy_version,
+                len(record.items),
+                size,
+            ),
+        )
+        rid = cursor.lastrowid
+        assert rid is not None
+        conn.executemany(
+            "INSERT INTO items (rid, pos, seq, item_type, media_type, stage, stage_iteration, "
+            "loop_iteration, model_used, backend_type, config_used) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    rid,
+                    pos,
+                    item.sequence_number,
+                    item.item_type,
+                    item.media_type,
+                    item.stage,
+                    item.stage_iteration,
+                    item.loop_iteration,
+                    item.model_used,
+                    item.backend_type,
+                    item.config_used,
+                )
+                for pos, item in enumerate(record.items)
+            ],
+        )
+        conn.executemany(
+            "INSERT INTO item_text (rowid, content) VALUES (?, ?)",
+            [
+                ((rid << ITEM_BITS) | pos, item.content)
+                for pos, item in enumerate(record.items)
+                if item.content
+            ],
+        )
+
+    # -- lookups used by loaders ----------------------------------------------------------
+
+    def file_of(self, execution_id: str) -> str | None:
+        """The store file name serving ``execution_id``, or None."""
+        row = (
+            self.reader()
+            .execute("SELECT file_name FROM runs WHERE execution_id = ?", (execution_id,))
+            .fetchone()
+        )
+        return None if row is None else str(row[0])
+
+    def files_of(self, execution_ids: Iterable[str]) -> dict[str, str]:
+        """File names serving each of ``execution_ids`` (absent ids are left out)."""
+        ids = list(dict.fromkeys(execution_ids))
+        found: dict[str, str] = {}
+        conn = self.reader()
+        for chunk in _chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            for eid, name in conn.execute(
+                f"SELECT execution_id, file_name FROM runs WHERE execution_id IN ({marks})",
+                chunk,
+            ):
+                found[eid] = name
+        return found
+
+
+def _duplicate_reason(eid: str, served_from: str) -> str:
+    return f"duplicate execution_id '{eid}': already served from {served_from}"
+
+
+def _chunks(values: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]

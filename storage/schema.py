@@ -1,0 +1,93 @@
+"""The SQLite layout of the index that sits beside (never inside) the record store.
+
+The index holds exactly what listing, filtering, sorting, counting and paginating need, so those
+never open a record file. Bump :data:`FORMAT_VERSION` whenever the layout or the meaning of a
+column changes: an index of another version is discarded and rebuilt from the store.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+FORMAT_VERSION: Final = "4"
+
+#: Items get FTS rowids ``rid << ITEM_BITS | position``; a record has fewer than 2**20 items.
+ITEM_BITS: Final = 20
+
+#: File states kept in ``files.status``.
+STATUS_VALID: Final = 0
+STATUS_INVALID: Final = 1
+STATUS_DUPLICATE: Final = 2
+
+DDL: Final = f"""
+CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- Every *.json entry of the store with the signature it had when last read.
+CREATE TABLE files (
+    name TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    status INTEGER NOT NULL,
+    reason TEXT,
+    execution_id TEXT
+) WITHOUT ROWID;
+CREATE INDEX files_status ON files (status, name);
+CREATE INDEX files_claim ON files (execution_id) WHERE status = {STATUS_DUPLICATE};
+
+-- One row per served record. rid is never reused (AUTOINCREMENT), so stale full-text rows of a
+-- replaced record can never match a live one.
+CREATE TABLE runs (
+    rid INTEGER PRIMARY KEY AUTOINCREMENT,
+    execution_id TEXT NOT NULL UNIQUE,
+    file_name TEXT NOT NULL UNIQUE,
+    config_name TEXT NOT NULL,
+    ts TEXT NOT NULL,            -- wall-clock sort key YYYY-MM-DDTHH:MM:SS.ffffff
+    ts_raw TEXT NOT NULL,        -- the timestamp as served (ISO 8601, naive stays naive)
+    day TEXT NOT NULL,           -- YYYY-MM-DD of ts, for per-day counts
+    user_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    execution_mode TEXT,
+    safety_level TEXT,
+    used_seed TEXT,              -- text: seeds may exceed 64 bits
+    duration REAL NOT NULL,      -- total_execution_time, -1 when absent (sort key)
+    total_execution_time REAL,
+    taxonomy_version TEXT,
+    item_count INTEGER NOT NULL,
+    size INTEGER NOT NULL
+);
+CREATE INDEX runs_ts ON runs (ts, execution_id);
+CREATE INDEX runs_duration ON runs (duration, execution_id);
+CREATE INDEX runs_config ON runs (config_name, ts);
+CREATE INDEX runs_user ON runs (user_id, ts);
+CREATE INDEX runs_session ON runs (session_id, ts);
+CREATE INDEX runs_safety ON runs (safety_level, ts);
+CREATE INDEX runs_day ON runs (day);
+
+-- One row per item of a served record; pos is its 0-based position in the file.
+CREATE TABLE items (
+    rid INTEGER NOT NULL,
+    pos INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    item_type TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    stage INTEGER NOT NULL,
+    stage_iteration INTEGER,
+    loop_iteration INTEGER,
+    model_used TEXT,
+    backend_type TEXT,
+    config_used TEXT,
+    PRIMARY KEY (rid, pos)
+) WITHOUT ROWID;
+CREATE INDEX items_type ON items (item_type, rid);
+CREATE INDEX items_model ON items (model_used, rid);
+
+-- Words of item content; contentless, rowid = rid << {ITEM_BITS} | pos.
+CREATE VIRTUAL TABLE item_text USING fts5 (
+    content, content='', columnsize=0, detail=none,
+    tokenize='unicode61 remove_diacritics 2'
+);
+"""
