@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any, Final, Generic, TypeVar
@@ -174,32 +174,6 @@ class PageRequest(Generic[T]):
     after: T | None = None
     last: int | None = None
     before: T | None = None
-
-
-@dataclass(slots=True)
-class ValueCount:
-    """How many runs or items share one value."""
-
-    value: str
-    count: int
-
-
-@dataclass(slots=True)
-class StoreStats:
-    """Figures over the whole store (or the runs of a filter)."""
-
-    total_records: int
-    total_size_bytes: int
-    oldest: datetime | None
-    newest: datetime | None
-    invalid: list[tuple[str, str]]
-    by_config: list[ValueCount] = field(default_factory=list)
-    by_safety_level: list[ValueCount] = field(default_factory=list)
-    by_execution_mode: list[ValueCount] = field(default_factory=list)
-    by_user: list[ValueCount] = field(default_factory=list)
-    by_item_type: list[ValueCount] = field(default_factory=list)
-    by_model: list[ValueCount] = field(default_factory=list)
-    by_day: list[ValueCount] = field(default_factory=list)
 
 
 # -- filter compilation -------------------------------------------------------------------
@@ -503,69 +477,77 @@ def item_positions(
 
 # -- statistics -----------------------------------------------------------------------------
 
+_RUN_GROUPS: Final = frozenset(
+    {"config_name", "safety_level", "execution_mode", "user_id", "session_id"}
+)
+_ITEM_GROUPS: Final = frozenset({"item_type", "model_used", "backend_type", "media_type"})
 
-def _grouped(conn: sqlite3.Connection, sql: str, params: list[Any]) -> list[ValueCount]:
-    return [ValueCount(str(value), int(count)) for value, count in conn.execute(sql, params)]
 
+class StatsSource:
+    """Figures over the runs matching a filter (all runs when None), each computed on demand."""
 
-def store_stats(conn: sqlite3.Connection, flt: RunFilter | None = None) -> StoreStats:
-    """Figures over the runs matching ``flt`` (all runs when None) and the invalid files."""
-    where, params = run_conditions(flt)
-    w = _where(where)
-    total, size = conn.execute(
-        f"SELECT count(*), coalesce(sum(r.size), 0) FROM runs r {w}",
-        params,
-    ).fetchone()
-    oldest = conn.execute(
-        f"SELECT r.ts_raw FROM runs r {w} ORDER BY r.ts ASC LIMIT 1",
-        params,
-    ).fetchone()
-    newest = conn.execute(
-        f"SELECT r.ts_raw FROM runs r {w} ORDER BY r.ts DESC LIMIT 1",
-        params,
-    ).fetchone()
-    invalid = [
-        (str(name), str(reason))
-        for name, reason in conn.execute(
+    def __init__(self, conn: sqlite3.Connection, flt: RunFilter | None = None) -> None:
+        self._conn = conn
+        self._where, self._params = run_conditions(flt)
+
+    def _rows(self, sql: str) -> list[tuple[Any, ...]]:
+        return self._conn.execute(sql, self._params).fetchall()
+
+    def totals(self) -> tuple[int, int]:
+        """(number of runs, bytes of their files)."""
+        row = self._rows(
+            f"SELECT count(*), coalesce(sum(r.size), 0) FROM runs r {_where(self._where)}"
+        )
+        return int(row[0][0]), int(row[0][1])
+
+    def oldest(self) -> datetime | None:
+        """Start time of the oldest run."""
+        return self._edge("ASC")
+
+    def newest(self) -> datetime | None:
+        """Start time of the newest run."""
+        return self._edge("DESC")
+
+    def _edge(self, direction: str) -> datetime | None:
+        rows = self._rows(
+            f"SELECT r.ts_raw FROM runs r {_where(self._where)} ORDER BY r.ts {direction} LIMIT 1"
+        )
+        return datetime.fromisoformat(rows[0][0]) if rows else None
+
+    def invalid(self) -> list[tuple[str, str]]:
+        """(file name, reason) of every file that is not served, by name."""
+        rows = self._conn.execute(
             f"SELECT name, reason FROM files WHERE status != {STATUS_VALID} ORDER BY name"
-        )
-    ]
+        ).fetchall()
+        return [(str(name), str(reason)) for name, reason in rows]
 
-    def by(column: str) -> list[ValueCount]:
-        cond = _where([*where, f"{column} IS NOT NULL"])
-        return _grouped(
-            conn,
-            f"SELECT {column}, count(*) AS n FROM runs r {cond} "
-            f"GROUP BY {column} ORDER BY n DESC, {column}",
-            params,
-        )
-
-    item_join = f"JOIN runs r ON r.rid = i.rid {w}" if where else ""
-
-    def by_item(column: str) -> list[ValueCount]:
-        cond = f"{'AND' if where else 'WHERE'} {column} IS NOT NULL"
-        return _grouped(
-            conn,
-            f"SELECT {column}, count(*) AS n FROM items i {item_join} {cond} "
-            f"GROUP BY {column} ORDER BY n DESC, {column}",
-            params,
+    def runs_by(self, column: str) -> list[tuple[str, int]]:
+        """Runs per value of a run column, most frequent first."""
+        if column not in _RUN_GROUPS:
+            raise ValueError(f"cannot group runs by {column}")
+        cond = _where([*self._where, f"r.{column} IS NOT NULL"])
+        return self._grouped(
+            f"SELECT r.{column}, count(*) AS n FROM runs r {cond} "
+            f"GROUP BY r.{column} ORDER BY n DESC, r.{column}"
         )
 
-    return StoreStats(
-        total_records=int(total),
-        total_size_bytes=int(size),
-        oldest=None if oldest is None else datetime.fromisoformat(oldest[0]),
-        newest=None if newest is None else datetime.fromisoformat(newest[0]),
-        invalid=invalid,
-        by_config=by("r.config_name"),
-        by_safety_level=by("r.safety_level"),
-        by_execution_mode=by("r.execution_mode"),
-        by_user=by("r.user_id"),
-        by_item_type=by_item("i.item_type"),
-        by_model=by_item("i.model_used"),
-        by_day=_grouped(
-            conn,
-            f"SELECT r.day, count(*) FROM runs r {w} GROUP BY r.day ORDER BY r.day DESC",
-            params,
-        ),
-    )
+    def runs_by_day(self) -> list[tuple[str, int]]:
+        """Runs per day of their local start time, newest day first."""
+        return self._grouped(
+            f"SELECT r.day, count(*) FROM runs r {_where(self._where)} "
+            "GROUP BY r.day ORDER BY r.day DESC"
+        )
+
+    def items_by(self, column: str) -> list[tuple[str, int]]:
+        """Items (of the matching runs) per value of an item column, most frequent first."""
+        if column not in _ITEM_GROUPS:
+            raise ValueError(f"cannot group items by {column}")
+        join = "JOIN runs r ON r.rid = i.rid" if self._where else ""
+        cond = _where([*self._where, f"i.{column} IS NOT NULL"])
+        return self._grouped(
+            f"SELECT i.{column}, count(*) AS n FROM items i {join} {cond} "
+            f"GROUP BY i.{column} ORDER BY n DESC, i.{column}"
+        )
+
+    def _grouped(self, sql: str) -> list[tuple[str, int]]:
+        return [(str(value), int(count)) for value, count in self._rows(sql)]

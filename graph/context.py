@@ -1,0 +1,92 @@
+"""Per-app state and the per-request context with its fresh DataLoaders.
+
+DataLoaders live in the request context, never longer: within one request each record file is
+read at most once however many fields ask for it, and nothing read in one request leaks into the
+next (a file may have changed in between).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from strawberry.dataloader import DataLoader
+from strawberry.types import Info as StrawberryInfo
+
+from graph.cache import VersionedCache
+from graph.errors import NotFound
+from graph.settings import Settings
+from storage.index import RecordIndex
+from storage.models import ExecutionRecord
+from storage.query import ItemCriteria, item_positions
+from storage.reader import InvalidRecordError, read_record
+
+
+@dataclass
+class AppState:
+    """What lives as long as the app: settings, the index, caches and counters."""
+
+    settings: Settings
+    index: RecordIndex
+    cache: VersionedCache = field(default_factory=VersionedCache)
+    #: Record files read to answer requests (tests and the benchmark assert on it).
+    files_read: int = 0
+    request_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def read_record(self, file_name: str, execution_id: str) -> ExecutionRecord | NotFound:
+        """Read a served record's file again; a typed error if it no longer holds that record."""
+        self.files_read += 1
+        try:
+            record = read_record(
+                self.index.store, file_name, max_bytes=self.settings.max_file_bytes
+            )
+        except InvalidRecordError as exc:
+            return NotFound(
+                f"run {execution_id} cannot be read right now ({exc.reason}); try again shortly",
+                executionId=execution_id,
+            )
+        if record.execution_id != execution_id:
+            return NotFound(f"run {execution_id} was replaced on disk; query it again")
+        return record
+
+
+RecordKey = tuple[str, str]
+"""(execution_id, file_name) of a run found in the index."""
+
+PositionsKey = tuple[int, ItemCriteria]
+"""(run rid, item criteria): which item positions of a run match."""
+
+
+class Context:
+    """The context of one GraphQL request."""
+
+    def __init__(self, state: AppState, request: Any = None, response: Any = None) -> None:
+        self.state = state
+        self.request = request
+        self.response = response
+        self.request_id = next(state.request_ids)
+        state.cache.observe(state.index.data_version())
+        self.records: DataLoader[RecordKey, ExecutionRecord] = DataLoader(
+            load_fn=self._load_records
+        )
+        self.positions: DataLoader[PositionsKey, list[int]] = DataLoader(
+            load_fn=self._load_positions
+        )
+
+    async def _load_records(
+        self, keys: Sequence[RecordKey]
+    ) -> list[ExecutionRecord | BaseException]:
+        return [self.state.read_record(name, eid) for eid, name in keys]
+
+    async def _load_positions(self, keys: Sequence[PositionsKey]) -> list[list[int]]:
+        by_criteria: dict[ItemCriteria, list[int]] = {}
+        for rid, crit in keys:
+            by_criteria.setdefault(crit, []).append(rid)
+        conn = self.state.index.reader()
+        found = {crit: item_positions(conn, rids, crit) for crit, rids in by_criteria.items()}
+        return [found[crit][rid] for rid, crit in keys]
+
+
+Info = StrawberryInfo[Context, None]

@@ -1,0 +1,194 @@
+"""Resolvers of the Query root: argument checks, then one index query, then thin wrapping.
+
+No resolver here opens a record file: runs come from the index, and item content is loaded by
+the request's DataLoader only when an item field asks for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from graph.context import Info
+from graph.cursor import (
+    decode_item_cursor,
+    decode_run_cursor,
+    encode_item_cursor,
+    encode_run_cursor,
+)
+from graph.errors import BadUserInput
+from graph.types.connection import (
+    ExecutionConnection,
+    ExecutionEdge,
+    ItemConnection,
+    ItemEdge,
+    PageInfo,
+)
+from graph.types.enums import ExecutionOrder
+from graph.types.execution import Execution, ExecutionItem
+from graph.types.inputs import ExecutionFilter, ItemFilter, item_criteria, run_filter
+from graph.types.node import Node, from_global_id
+from graph.types.stats import StorageStats
+from storage.query import (
+    PageRequest,
+    RunFilter,
+    StatsSource,
+    count_items,
+    count_runs,
+    get_runs,
+    list_items,
+    list_runs,
+)
+
+K = TypeVar("K")
+
+MAX_ID_LENGTH = 200
+
+
+def page_request(
+    info: Info,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+    decode: Callable[[str, str], K],
+) -> PageRequest[K]:
+    """Check Relay arguments and decode their cursors."""
+    settings = info.context.state.settings
+    if first is not None and last is not None:
+        raise BadUserInput("pass either 'first' (with 'after') or 'last' (with 'before'), not both")
+    for name, value in (("first", first), ("last", last)):
+        if value is not None and not 0 <= value <= settings.max_page_size:
+            raise BadUserInput(
+                f"'{name}' must be between 0 and {settings.max_page_size} (got {value})"
+            )
+    if first is None and last is None:
+        if before is not None and after is None:
+            last = settings.default_page_size
+        else:
+            first = settings.default_page_size
+    return PageRequest(
+        first=first,
+        after=None if after is None else decode(after, "after"),
+        last=last,
+        before=None if before is None else decode(before, "before"),
+    )
+
+
+def _cached_count(
+    info: Info, key: tuple[Any, ...], compute: Callable[[], int]
+) -> Callable[[], int]:
+    cache = info.context.state.cache
+    return lambda: cache.get(key, compute)
+
+
+def resolve_executions(
+    info: Info,
+    filter: ExecutionFilter | None,  # noqa: A002 - public API name
+    order_by: ExecutionOrder,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+) -> ExecutionConnection:
+    order = order_by.run_order
+    flt = run_filter(filter)
+    request = page_request(
+        info, first, after, last, before, lambda c, a: decode_run_cursor(c, order, a)
+    )
+    conn = info.context.state.index.reader()
+    page = list_runs(conn, flt, order, request)
+    edges = []
+    for row in page.rows:
+        value, eid = row.sort_key(order)
+        edges.append(
+            ExecutionEdge(cursor=encode_run_cursor(order, value, eid), node=Execution.from_row(row))
+        )
+    return ExecutionConnection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=page.next_exists(),
+            has_previous_page=page.previous_exists(),
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+        count=_cached_count(info, ("runs", flt), lambda: count_runs(conn, flt)),
+    )
+
+
+async def resolve_items(
+    info: Info,
+    filter: ItemFilter | None,  # noqa: A002 - public API name
+    execution_filter: ExecutionFilter | None,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+) -> ItemConnection:
+    crit = item_criteria(filter)
+    flt = run_filter(execution_filter)
+    request = page_request(info, first, after, last, before, decode_item_cursor)
+    conn = info.context.state.index.reader()
+    page = list_items(conn, crit, flt, request)
+    runs: dict[str, Execution] = {}
+    edges = []
+    for ref in page.rows:
+        execution = runs.get(ref.run.execution_id)
+        if execution is None:
+            execution = runs[ref.run.execution_id] = Execution.from_row(ref.run)
+        record = await execution.record(info)
+        if ref.pos >= len(record.items):
+            continue
+        edges.append(
+            ItemEdge(
+                cursor=encode_item_cursor(*ref.key),
+                node=ExecutionItem.build(execution, record, ref.pos),
+            )
+        )
+    return ItemConnection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=page.next_exists(),
+            has_previous_page=page.previous_exists(),
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+        count=_cached_count(info, ("items", crit, flt), lambda: count_items(conn, crit, flt)),
+    )
+
+
+def resolve_execution(info: Info, execution_id: str) -> Execution | None:
+    if len(execution_id) > MAX_ID_LENGTH:
+        return None
+    conn = info.context.state.index.reader()
+    row = get_runs(conn, [execution_id]).get(execution_id)
+    return None if row is None else Execution.from_row(row)
+
+
+async def resolve_node(info: Info, global_id: str) -> Node | None:
+    decoded = from_global_id(global_id)
+    if decoded is None:
+        raise BadUserInput("'id' is not an id issued by this API (use an object's id field)")
+    kind, local_id = decoded
+    if kind == "Execution":
+        return resolve_execution(info, local_id)
+    if kind == "ExecutionItem":
+        execution_id, _, pos_text = local_id.rpartition(":")
+        execution = resolve_execution(info, execution_id)
+        if execution is None or not pos_text.isdigit():
+            return None
+        record = await execution.record(info)
+        pos = int(pos_text)
+        return ExecutionItem.build(execution, record, pos) if pos < len(record.items) else None
+    return None
+
+
+def resolve_storage_stats(info: Info, filter: ExecutionFilter | None) -> StorageStats:  # noqa: A002
+    flt: RunFilter | None = run_filter(filter)
+    state = info.context.state
+    source = StatsSource(state.index.reader(), flt)
+
+    def cached(name: str, compute: Callable[[], Any]) -> Any:
+        return state.cache.get(("stats", name, flt), compute)
+
+    return StorageStats(source=source, cached=cached)

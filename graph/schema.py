@@ -1,0 +1,42 @@
+"""Assembly of the Strawberry schema from the roots and extensions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.types import ExecutionContext
+
+from graph.masking import MaskUnexpectedErrors
+from graph.query import Query
+from graph.types.execution import Execution, ExecutionItem
+
+
+class ExecgraphSchema(strawberry.Schema):
+    """The schema; errors are logged by the masking extension, once, not here again."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        return None
+
+
+def build_schema(**kwargs: Any) -> ExecgraphSchema:
+    """Build the public schema (the one ``schema.graphql`` publishes)."""
+    return ExecgraphSchema(
+        query=Query,
+        types=[Execution, ExecutionItem],
+        extensions=[
+            MaskUnexpectedErrors,
+            ParserCache(maxsize=256),
+            ValidationCache(maxsize=256),
+        ],
+        **kwargs,
+    )
+
+
+def print_sdl() -> str:
+    """The schema in SDL, as committed in ``schema.graphql``."""
+    return build_schema().as_str() + "\n"

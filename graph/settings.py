@@ -1,0 +1,65 @@
+"""Configuration: one pydantic-settings class, built by the CLI (or a test) and passed to the app.
+
+Every field can be set with an ``EXECGRAPH_`` environment variable (``EXECGRAPH_STORE``,
+``EXECGRAPH_INDEX``, ...) or by the matching CLI option. Nothing creates a Settings object at
+import time: :func:`graph.app.create_app` takes one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from storage.reader import DEFAULT_MAX_FILE_BYTES
+
+
+def cache_root() -> Path:
+    """Where execgraph keeps indexes, the demo store and exports unless told otherwise."""
+    return Path(platformdirs.user_cache_dir("execgraph", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Settings of one execgraph server."""
+
+    model_config = SettingsConfigDict(env_prefix="EXECGRAPH_", extra="ignore")
+
+    store: Path = Field(description="Directory of <execution_id>.json record files (read only).")
+    index: Path | None = Field(
+        default=None,
+        description="SQLite index file; default: a file per store in the user cache folder.",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    default_page_size: int = Field(default=20, ge=1)
+    max_page_size: int = Field(default=500, ge=1)
+    max_file_bytes: int = Field(default=DEFAULT_MAX_FILE_BYTES, ge=1024)
+    watch: bool = Field(default=True, description="Watch the store for new and changed files.")
+    watch_mode: Literal["auto", "poll"] = Field(
+        default="auto",
+        description="'auto' uses file-system notifications (inotify); 'poll' for network mounts.",
+    )
+    poll_interval_ms: int = Field(default=300, ge=50)
+    rescan_interval_s: float = Field(
+        default=60.0, ge=1.0, description="Full rescan as a safety net for missed notifications."
+    )
+    graphiql: bool = True
+    log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _page_sizes(self) -> Settings:
+        if self.default_page_size > self.max_page_size:
+            raise ValueError("default_page_size must not exceed max_page_size")
+        return self
+
+    @property
+    def index_path(self) -> Path:
+        """The index file to use for this store."""
+        if self.index is not None:
+            return self.index
+        digest = hashlib.sha256(str(self.store.resolve()).encode()).hexdigest()[:16]
+        return cache_root() / "indexes" / f"{digest}.sqlite3"
