@@ -106,3 +106,8 @@ def create_app(settings: Settings, *, index: RecordIndex | None = None) -> Starl
     app.state.execgraph = state
     app.state.watcher = watcher
     return app
+
+
+def app_from_env() -> Starlette:
+    """App factory for ``uvicorn --factory``: settings from EXECGRAPH_* environment variables."""
+    return create_app(Settings())  # type: ignore[call-arg]  # store comes from the environment

@@ -41,7 +41,7 @@ class Query:
     def executions(
         self,
         info: Info,
-        filter: Annotated[  # noqa: A002 - public API name
+        filter: Annotated[
             ExecutionFilter | None, strawberry.argument(description="Which runs to list.")
         ] = None,
         order_by: Annotated[
@@ -63,7 +63,7 @@ class Query:
     async def items(
         self,
         info: Info,
-        filter: Annotated[  # noqa: A002 - public API name
+        filter: Annotated[
             ItemFilter | None, strawberry.argument(description="Which items to list.")
         ] = None,
         execution_filter: Annotated[
@@ -83,7 +83,7 @@ class Query:
     def storage_stats(
         self,
         info: Info,
-        filter: Annotated[  # noqa: A002 - public API name
+        filter: Annotated[
             ExecutionFilter | None,
             strawberry.argument(description="Count only runs matching this filter."),
         ] = None,
@@ -94,7 +94,7 @@ class Query:
     async def node(
         self,
         info: Info,
-        id: Annotated[  # noqa: A002 - Relay name
+        id: Annotated[
             strawberry.ID, strawberry.argument(description="A global id from an id field.")
         ],
     ) -> Node | None:

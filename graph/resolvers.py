@@ -84,7 +84,7 @@ def _cached_count(
 
 def resolve_executions(
     info: Info,
-    filter: ExecutionFilter | None,  # noqa: A002 - public API name
+    filter: ExecutionFilter | None,
     order_by: ExecutionOrder,
     first: int | None,
     after: str | None,
@@ -118,7 +118,7 @@ def resolve_executions(
 
 async def resolve_items(
     info: Info,
-    filter: ItemFilter | None,  # noqa: A002 - public API name
+    filter: ItemFilter | None,
     execution_filter: ExecutionFilter | None,
     first: int | None,
     after: str | None,
@@ -183,7 +183,7 @@ async def resolve_node(info: Info, global_id: str) -> Node | None:
     return None
 
 
-def resolve_storage_stats(info: Info, filter: ExecutionFilter | None) -> StorageStats:  # noqa: A002
+def resolve_storage_stats(info: Info, filter: ExecutionFilter | None) -> StorageStats:
     flt: RunFilter | None = run_filter(filter)
     state = info.context.state
     source = StatsSource(state.index.reader(), flt)

@@ -7,11 +7,13 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from graph.masking import MaskUnexpectedErrors
 from graph.query import Query
 from graph.types.execution import Execution, ExecutionItem
+from graph.types.scalars import SCALAR_MAP
 
 
 class ExecgraphSchema(strawberry.Schema):
@@ -28,10 +30,11 @@ def build_schema(**kwargs: Any) -> ExecgraphSchema:
     return ExecgraphSchema(
         query=Query,
         types=[Execution, ExecutionItem],
+        config=StrawberryConfig(scalar_map=SCALAR_MAP),
         extensions=[
             MaskUnexpectedErrors,
-            ParserCache(maxsize=256),
-            ValidationCache(maxsize=256),
+            lambda: ParserCache(maxsize=256),  # the LRU itself is module-level, shared
+            lambda: ValidationCache(maxsize=256),
         ],
         **kwargs,
     )

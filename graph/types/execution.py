@@ -40,9 +40,7 @@ class Execution(Node):
     safety_level: str | None = strawberry.field(
         description="kids, youth, adult, research (older files: teens, adults, off)."
     )
-    used_seed: BigInt | None = strawberry.field(  # type: ignore[valid-type]
-        description="Generation seed; may exceed 32 bits."
-    )
+    used_seed: BigInt | None = strawberry.field(description="Generation seed; may exceed 32 bits.")
     total_execution_time: float | None = strawberry.field(
         description="Duration of the whole run in seconds."
     )
@@ -65,7 +63,7 @@ class Execution(Node):
             session_id=row.session_id,
             execution_mode=row.execution_mode,
             safety_level=row.safety_level,
-            used_seed=row.used_seed,
+            used_seed=None if row.used_seed is None else BigInt(row.used_seed),
             total_execution_time=row.total_execution_time,
             taxonomy_version=row.taxonomy_version,
             item_count=row.item_count,
@@ -81,7 +79,7 @@ class Execution(Node):
     async def items(
         self,
         info: Info,
-        filter: Annotated[  # noqa: A002 - public API name
+        filter: Annotated[
             ItemFilter | None, strawberry.argument(description="Only items matching this filter.")
         ] = None,
     ) -> list[ExecutionItem]:

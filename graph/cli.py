@@ -1,0 +1,209 @@
+"""The ``execgraph`` command: serve, demo, index, schema.
+
+Every option also reads an ``EXECGRAPH_*`` environment variable (``--store`` <- EXECGRAPH_STORE),
+as the server's settings do.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import uvicorn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from graph import __version__
+from graph.settings import Settings, cache_root
+from storage.index import RecordIndex, StoreNotFoundError
+
+DEMO_COUNT = 400
+
+_store_option = click.option(
+    "--store",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="EXECGRAPH_STORE",
+    help="Directory of <execution_id>.json record files (never written to).",
+)
+_index_option = click.option(
+    "--index",
+    "index_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="EXECGRAPH_INDEX",
+    default=None,
+    help="Index file (default: one per store in the user cache folder).",
+)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        transient=False,
+        disable=not sys.stderr.isatty(),
+    )
+
+
+def _fail(message: str) -> None:
+    raise click.ClickException(message)
+
+
+def sync_index(settings: Settings, *, quiet: bool = False) -> None:
+    """Open and sync the index of ``settings.store``, showing progress."""
+    index = RecordIndex(settings.store, settings.index_path, max_file_bytes=settings.max_file_bytes)
+    try:
+        index.open()
+    except StoreNotFoundError as exc:
+        _fail(str(exc))
+    try:
+        with _progress() as progress:
+            task = progress.add_task("Indexing records", total=None)
+
+            def advance(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            report = index.sync(advance)
+    finally:
+        index.close()
+    if not quiet:
+        click.echo(
+            f"Index {settings.index_path}: {report.scanned} files, {report.added} added, "
+            f"{report.updated} updated, {report.removed} removed, {report.invalid} not servable.",
+            err=True,
+        )
+
+
+def demo_store_path() -> Path:
+    """Where ``serve --demo`` keeps its generated store."""
+    return cache_root() / "demo-store"
+
+
+def ensure_demo_store(directory: Path, count: int = DEMO_COUNT) -> None:
+    """Create the demo store once (it is reused on later runs)."""
+    from storage.demo import write_demo_store
+
+    marker = directory / ".execgraph-demo"
+    if marker.exists():
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    with _progress() as progress:
+        task = progress.add_task("Writing demo records", total=count)
+        write_demo_store(directory, count, progress=lambda n: progress.update(task, completed=n))
+    marker.write_text("demo store written by execgraph serve --demo\n", encoding="utf-8")
+
+
+@click.group()
+@click.version_option(__version__, prog_name="execgraph")
+@click.option("--log-level", default="info", envvar="EXECGRAPH_LOG_LEVEL", show_default=True)
+def main(log_level: str) -> None:
+    """execgraph: a GraphQL API over a directory of pipeline execution records."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@main.command()
+@_store_option
+@_index_option
+@click.option("--demo", is_flag=True, help="Serve a generated demo store (no data needed).")
+@click.option("--host", default="127.0.0.1", envvar="EXECGRAPH_HOST", show_default=True)
+@click.option("--port", default=8000, type=int, envvar="EXECGRAPH_PORT", show_default=True)
+@click.option("--workers", default=1, type=click.IntRange(1, 64), show_default=True)
+@click.option(
+    "--watch-mode",
+    type=click.Choice(["auto", "poll"]),
+    default="auto",
+    envvar="EXECGRAPH_WATCH_MODE",
+    show_default=True,
+    help="'poll' for network mounts without file-system notifications.",
+)
+def serve(
+    store: Path | None,
+    index_path: Path | None,
+    demo: bool,
+    host: str,
+    port: int,
+    workers: int,
+    watch_mode: str,
+) -> None:
+    """Serve the GraphQL API (GraphiQL at http://HOST:PORT/graphql)."""
+    if demo:
+        store = store or demo_store_path()
+        ensure_demo_store(store)
+    if store is None:
+        _fail("pass --store DIR (or set EXECGRAPH_STORE), or --demo to try it on demo data")
+    assert store is not None
+    env: dict[str, Any] = {"store": store, "host": host, "port": port, "watch_mode": watch_mode}
+    if index_path is not None:
+        env["index"] = index_path
+    try:
+        settings = Settings(**env)
+    except ValueError as exc:
+        _fail(f"invalid settings: {exc}")
+    sync_index(settings)
+    # Workers rebuild the app from the environment (uvicorn needs an import string for them).
+    os.environ["EXECGRAPH_STORE"] = str(settings.store)
+    os.environ["EXECGRAPH_INDEX"] = str(settings.index_path)
+    os.environ["EXECGRAPH_WATCH_MODE"] = settings.watch_mode
+    click.echo(f"GraphiQL: http://{host}:{port}/graphql  (store: {settings.store})", err=True)
+    uvicorn.run(
+        "graph.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        http="auto",
+        loop="auto",
+        lifespan="on",
+    )
+
+
+@main.command()
+@_store_option
+@click.option("--count", default=DEMO_COUNT, type=click.IntRange(1, 10_000_000), show_default=True)
+@click.option("--seed", default=0, type=int, show_default=True)
+@click.option("--no-malformed", is_flag=True, help="Write only valid records.")
+def demo(store: Path | None, count: int, seed: int, no_malformed: bool) -> None:
+    """Write realistic demo records (every run shape, several languages) into a store."""
+    from storage.demo import write_demo_store
+
+    if store is None:
+        _fail("pass --store DIR")
+    assert store is not None
+    store.mkdir(parents=True, exist_ok=True)
+    with _progress() as progress:
+        task = progress.add_task("Writing demo records", total=count)
+        summary = write_demo_store(
+            store,
+            count,
+            seed=seed,
+            malformed=not no_malformed,
+            progress=lambda n: progress.update(task, completed=n),
+        )
+    click.echo(f"Wrote {summary} into {store}", err=True)
+
+
+@main.command()
+@_store_option
+@_index_option
+def index(store: Path | None, index_path: Path | None) -> None:
+    """Build or sync the index of a store (with a progress bar)."""
+    if store is None:
+        _fail("pass --store DIR")
+    assert store is not None
+    settings = Settings(store=store, index=index_path)
+    sync_index(settings)
+
+
+@main.command()
+def schema() -> None:
+    """Print the GraphQL schema (SDL), as published in schema.graphql."""
+    from graph.schema import print_sdl
+
+    click.echo(print_sdl(), nl=False)
