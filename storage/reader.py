@@ -12,6 +12,7 @@ store itself.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from dataclasses import dataclass
@@ -140,7 +141,9 @@ def parse_record(data: bytes) -> ExecutionRecord:
     try:
         record = ExecutionRecord.model_validate(obj)
     except ValidationError as exc:
-        raise InvalidRecordError(_validation_reason(exc)) from exc
+        # orjson reads integers beyond 64 bits as floats; seeds may be that large. The slower
+        # stdlib parser keeps them exact, so give the file a second chance with it.
+        record = _validate_with_big_ints(data, exc)
     # Only item metadata is free-form; every other field is a validated scalar.
     for item in record.items:
         if _too_deep(item.metadata, depth=3):
@@ -153,6 +156,18 @@ def read_record(
 ) -> ExecutionRecord:
     """Read and validate one record file of the store."""
     return parse_record(read_bytes(root, name, max_bytes=max_bytes))
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _validate_with_big_ints(data: bytes, first_error: ValidationError) -> ExecutionRecord:
+    try:
+        obj = json.loads(data, parse_constant=_reject_constant)
+        return ExecutionRecord.model_validate(obj)
+    except (ValueError, RecursionError):
+        raise InvalidRecordError(_validation_reason(first_error)) from first_error
 
 
 def _json_reason(exc: orjson.JSONDecodeError) -> str:

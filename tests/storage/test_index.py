@@ -1,0 +1,153 @@
+"""The index: incremental sync, invalid and duplicate files, rebuilds, and a read-only store."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from storage.index import RecordIndex, StoreNotFoundError
+from storage.query import RunOrder, StatsSource, count_runs, run_ids
+from tests.factory import dump, record_dict, write_record
+
+
+@pytest.fixture
+def index(store: Path, index_path: Path) -> RecordIndex:
+    idx = RecordIndex(store, index_path).open()
+    yield idx  # type: ignore[misc]
+    idx.close()
+
+
+def ids(index: RecordIndex) -> list[str]:
+    return run_ids(index.reader(), None, RunOrder.TIMESTAMP_ASC)
+
+
+def invalid(index: RecordIndex) -> dict[str, str]:
+    return dict(StatsSource(index.reader()).invalid())
+
+
+def test_sync_adds_updates_and_removes(store: Path, index: RecordIndex) -> None:
+    a = write_record(store, record_dict("exec_a"))
+    write_record(store, record_dict("exec_b"))
+    report = index.sync()
+    assert (report.added, sorted(report.added_ids)) == (2, ["exec_a", "exec_b"])
+    assert ids(index) == ["exec_a", "exec_b"]
+
+    assert not index.sync().changed  # nothing changed: nothing read
+    data = record_dict("exec_a", config_name="bauhaus", shape="text")
+    a.write_bytes(dump(data) + b"\n")
+    report = index.sync()
+    assert report.changed_ids == ["exec_a"]
+    assert dict(StatsSource(index.reader()).runs_by("config_name"))["bauhaus"] == 1
+
+    a.unlink()
+    report = index.sync()
+    assert report.removed_ids == ["exec_a"]
+    assert ids(index) == ["exec_b"]
+
+
+def test_a_file_being_written_is_served_only_once_whole(store: Path, index: RecordIndex) -> None:
+    body = dump(record_dict("exec_w"))
+    path = store / "exec_w.json"
+    for part in (b"", body[:10], body[: len(body) // 2]):
+        path.write_bytes(part)
+        index.sync_names(["exec_w.json"])
+        assert ids(index) == []
+        assert "exec_w.json" in invalid(index)
+    path.write_bytes(body)
+    report = index.sync_names(["exec_w.json"])
+    assert report.added_ids == ["exec_w"]
+    assert invalid(index) == {}
+
+
+def test_a_valid_file_that_becomes_broken_is_withdrawn(store: Path, index: RecordIndex) -> None:
+    path = write_record(store, record_dict("exec_x"))
+    index.sync()
+    path.write_bytes(b'{"execution_id": ')
+    report = index.sync()
+    assert report.removed_ids == ["exec_x"]
+    assert ids(index) == []
+
+
+def test_duplicate_ids_are_reported_and_the_canonical_file_wins(
+    store: Path, index: RecordIndex
+) -> None:
+    write_record(store, record_dict("exec_d"), name="aaa_copy.json")
+    index.sync()
+    assert ids(index) == ["exec_d"]
+    write_record(store, record_dict("exec_d", config_name="bauhaus", shape="text"))
+    index.sync()
+    assert ids(index) == ["exec_d"]
+    assert "already served from exec_d.json" in invalid(index)["aaa_copy.json"]
+    assert dict(StatsSource(index.reader()).runs_by("config_name")) == {"bauhaus": 1}
+    # The winner disappears: the duplicate is served now.
+    (store / "exec_d.json").unlink()
+    index.sync()
+    assert ids(index) == ["exec_d"]
+    assert invalid(index) == {}
+
+
+def test_second_copy_is_a_duplicate(store: Path, index: RecordIndex) -> None:
+    write_record(store, record_dict("exec_e"))
+    write_record(store, record_dict("exec_e"), name="exec_e_copy.json")
+    index.sync()
+    assert count_runs(index.reader(), None) == 1
+    assert "duplicate execution_id 'exec_e'" in invalid(index)["exec_e_copy.json"]
+
+
+def test_index_survives_restart_without_rereading(store: Path, index_path: Path) -> None:
+    for n in range(5):
+        write_record(store, record_dict(f"exec_{n}"))
+    with RecordIndex(store, index_path) as first:
+        assert first.sync().added == 5
+    with RecordIndex(store, index_path) as second:
+        report = second.sync()
+        assert (report.scanned, report.added, report.changed) == (5, 0, False)
+        assert len(ids(second)) == 5
+
+
+def test_corrupt_index_is_rebuilt(store: Path, index_path: Path) -> None:
+    write_record(store, record_dict("exec_c"))
+    index_path.parent.mkdir(parents=True)
+    index_path.write_bytes(b"this is not a database" * 100)
+    with RecordIndex(store, index_path) as idx:
+        assert idx.sync().added == 1
+
+
+def test_index_of_another_format_version_is_rebuilt(store: Path, index_path: Path) -> None:
+    write_record(store, record_dict("exec_v"))
+    with RecordIndex(store, index_path) as idx:
+        idx.sync()
+    conn = sqlite3.connect(index_path)
+    with conn:
+        conn.execute("UPDATE meta SET value = 'old' WHERE key = 'format_version'")
+    conn.close()
+    with RecordIndex(store, index_path) as idx:
+        assert idx.sync().added == 1
+
+
+def test_index_inside_the_store_is_refused(store: Path) -> None:
+    with pytest.raises(ValueError, match="outside the store"):
+        RecordIndex(store, store / "index.sqlite3").open()
+
+
+def test_missing_store_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreNotFoundError, match="not found"):
+        RecordIndex(tmp_path / "nope", tmp_path / "i.db").open()
+
+
+def test_nothing_is_ever_written_into_the_store(store: Path, index: RecordIndex) -> None:
+    write_record(store, record_dict("exec_r"))
+    (store / "broken.json").write_bytes(b"{")
+    before = {p.name: p.stat().st_mtime_ns for p in store.iterdir()}
+    dir_mtime = store.stat().st_mtime_ns
+    os.chmod(store, 0o555)
+    try:
+        index.sync()
+        index.sync()
+    finally:
+        os.chmod(store, 0o755)
+    assert {p.name: p.stat().st_mtime_ns for p in store.iterdir()} == before
+    assert store.stat().st_mtime_ns == dir_mtime
