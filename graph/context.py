@@ -43,6 +43,8 @@ class AppState:
                 self.index.store, file_name, max_bytes=self.settings.max_file_bytes
             )
         except InvalidRecordError as exc:
+            # The index is behind the disk (file deleted or being rewritten): catch up now.
+            self.index.sync_names([file_name], wait=False)
             return NotFound(
                 f"run {execution_id} cannot be read right now ({exc.reason}); try again shortly",
                 executionId=execution_id,

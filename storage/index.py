@@ -105,6 +105,7 @@ class RecordIndex:
         self._writer: sqlite3.Connection | None = None
         self._all_readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        self._listeners: list[Callable[[SyncReport], None]] = []
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -230,11 +231,35 @@ class RecordIndex:
             removed = sorted(name for name in known if name not in listing)
             report = SyncReport(scanned=len(listing))
             self._apply(changed, removed, listing, report, progress)
-            return report
+        self._publish(report)
+        return report
 
-    def sync_names(self, names: Iterable[str]) -> SyncReport:
-        """Re-check only the given file names (from change notifications)."""
-        with self._write_lock:
+    def add_listener(self, listener: Callable[[SyncReport], None]) -> None:
+        """Call ``listener(report)`` after every sync that changed what queries see.
+
+        Listeners run in the syncing thread, after the index lock is released; they must be
+        quick (hand the report to a queue) and must not raise.
+        """
+        self._listeners.append(listener)
+
+    def _publish(self, report: SyncReport) -> None:
+        if not report.changed:
+            return
+        for listener in list(self._listeners):
+            try:
+                listener(report)
+            except Exception:
+                log.exception("index change listener failed")
+
+    def sync_names(self, names: Iterable[str], *, wait: bool = True) -> SyncReport:
+        """Re-check only the given file names (from change notifications).
+
+        With ``wait=False`` nothing happens if another sync is running (used from request
+        handlers, which must not wait for a long sync).
+        """
+        if not self._write_lock.acquire(blocking=wait):
+            return SyncReport()
+        try:
             conn = self._require_writer()
             listing: dict[str, _Entry] = {}
             gone: list[str] = []
@@ -260,7 +285,10 @@ class RecordIndex:
             ]
             report = SyncReport(scanned=len(listing))
             self._apply(changed, removed, listing, report, None)
-            return report
+        finally:
+            self._write_lock.release()
+        self._publish(report)
+        return report
 
     def _require_writer(self) -> sqlite3.Connection:
         if self._writer is None:

@@ -1,8 +1,8 @@
 """Watching the store: file-system notifications (inotify via watchfiles) feed the index.
 
 One watcher per server, in one background thread, shared by everyone: it turns change events
-into ``index.sync_names`` calls and hands each non-empty :class:`SyncReport` to listeners (live
-subscriptions). A periodic full sync is the safety net for missed events, and ``mode="poll"``
+into ``index.sync_names`` calls; the index hands each sync's report to its listeners (live
+subscriptions, see ``RecordIndex.add_listener``). A periodic full sync is the safety net for missed events, and ``mode="poll"``
 serves file systems without notifications (network mounts). Nothing in here stops on an error:
 a failing sync is logged and retried on the next event or tick.
 """
@@ -12,17 +12,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
 import watchfiles
 
-from storage.index import RecordIndex, SyncReport
+from storage.index import RecordIndex
 
 log = logging.getLogger(__name__)
-
-Listener = Callable[[SyncReport], None]
 
 
 class StoreWatcher:
@@ -40,13 +37,8 @@ class StoreWatcher:
         self.mode = mode
         self.poll_interval_ms = poll_interval_ms
         self.rescan_interval_s = rescan_interval_s
-        self._listeners: list[Listener] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-
-    def add_listener(self, listener: Listener) -> None:
-        """Call ``listener(report)`` (in the watcher thread) after each sync that changed data."""
-        self._listeners.append(listener)
 
     def start(self) -> None:
         """Start the background thread (idempotent)."""
@@ -67,22 +59,14 @@ class StoreWatcher:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def _publish(self, report: SyncReport) -> None:
-        if not report.changed:
-            return
-        for listener in list(self._listeners):
-            try:
-                listener(report)
-            except Exception:
-                log.exception("store change listener failed")
-
     def _sync(self, names: set[str] | None) -> None:
         try:
-            report = self.index.sync() if names is None else self.index.sync_names(names)
+            if names is None:
+                self.index.sync()
+            else:
+                self.index.sync_names(names)
         except Exception:
             log.exception("index sync failed; retrying on the next change")
-            return
-        self._publish(report)
 
     def _run(self) -> None:
         last_full = time.monotonic()

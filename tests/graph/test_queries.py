@@ -49,7 +49,9 @@ def test_one_run_with_all_items_equals_its_file(
         assert mine["metadata"] == theirs["metadata"]
         assert mine["backendType"] == theirs.get("backend_type", theirs.get("backend_used"))
         assert mine["execution"]["executionId"] == rec["execution_id"]
-    iterations = [i["stageIteration"] for i in got["items"] if i["itemType"] == "INTERCEPTION_ITERATION"]
+    iterations = [
+        i["stageIteration"] for i in got["items"] if i["itemType"] == "INTERCEPTION_ITERATION"
+    ]
     assert iterations == list(range(1, 9))
 
 
@@ -105,21 +107,20 @@ def test_research_question_stille_post_iterations_of_runs_blocked_at_stage_3(
 def test_item_filters_combine(client: TestClient, populated_store: tuple[Path, list[Any]]) -> None:
     records = populated_store[1]
     want = sum(
-        1
-        for r in records
-        for i in r["items"]
-        if i["stage"] == 3 and i["loop_iteration"] == 2
+        1 for r in records for i in r["items"] if i["stage"] == 3 and i["loop_iteration"] == 2
     )
-    got = data(
-        client, "{ items(filter: {stages: [3], loopIteration: 2}) { totalCount } }"
-    )["items"]["totalCount"]
+    got = data(client, "{ items(filter: {stages: [3], loopIteration: 2}) { totalCount } }")[
+        "items"
+    ]["totalCount"]
     assert got == want > 0
     models = data(
         client,
         '{ items(filter: {modelsUsed: ["local/mistral-nemo:latest"], backendTypes: ["ollama"]})'
         " { totalCount } }",
     )["items"]["totalCount"]
-    assert models == sum(1 for r in records for i in r["items"] if i["item_type"] == "translation_result")
+    assert models == sum(
+        1 for r in records for i in r["items"] if i["item_type"] == "translation_result"
+    )
 
 
 def test_cross_run_items_order_newest_run_first_then_sequence(client: TestClient) -> None:
@@ -128,7 +129,11 @@ def test_cross_run_items_order_newest_run_first_then_sequence(client: TestClient
         "{ items(first: 40) { edges { node { sequenceNumber execution { timestamp executionId } } } } }",
     )["items"]["edges"]
     keys = [
-        (e["node"]["execution"]["timestamp"], e["node"]["execution"]["executionId"], -e["node"]["sequenceNumber"])
+        (
+            e["node"]["execution"]["timestamp"],
+            e["node"]["execution"]["executionId"],
+            -e["node"]["sequenceNumber"],
+        )
         for e in edges
     ]
     assert keys == sorted(keys, reverse=True)
@@ -160,7 +165,9 @@ def test_items_walk_backwards_equals_forwards(client: TestClient) -> None:
 
 
 def test_node_refetches_runs_and_items(client: TestClient) -> None:
-    edge = data(client, "{ items(first: 1) { edges { node { id content execution { id executionId } } } } }")
+    edge = data(
+        client, "{ items(first: 1) { edges { node { id content execution { id executionId } } } } }"
+    )
     node = edge["items"]["edges"][0]["node"]
     again = data(
         client,
@@ -206,10 +213,13 @@ def test_storage_stats_counts_match_the_files(
     )
 
 
-def test_filtered_stats_feed_the_sidebar(client: TestClient, populated_store: tuple[Path, list[Any]]) -> None:
+def test_filtered_stats_feed_the_sidebar(
+    client: TestClient, populated_store: tuple[Path, list[Any]]
+) -> None:
     records = populated_store[1]
     stats = data(
-        client, '{ storageStats(filter: {safetyLevels: ["kids"]}) { totalRecords byConfig { value count } } }'
+        client,
+        '{ storageStats(filter: {safetyLevels: ["kids"]}) { totalRecords byConfig { value count } } }',
     )["storageStats"]
     kids = [r for r in records if r["safety_level"] == "kids"]
     assert stats["totalRecords"] == len(kids)
@@ -223,13 +233,21 @@ def test_big_seed_is_served_exactly(store: Path, make_client: Callable[..., Test
     assert got["execution"]["usedSeed"] == 2**40 + 7
 
 
-def test_text_filter_finds_words_in_any_script(client: TestClient, populated_store: tuple[Path, list[Any]]) -> None:
+def test_text_filter_finds_words_in_any_script(
+    client: TestClient, populated_store: tuple[Path, list[Any]]
+) -> None:
     records = populated_store[1]
     for word, needle in (("고래", "고래"), ("köln", "Köln"), ("घोड़ा", "घोड़ा")):
-        got = data(client, "query($t: String!) { executions(filter: {text: $t}) { totalCount } }", {"t": word})
-        assert got["executions"]["totalCount"] == sum(
-            any(needle in (i["content"] or "") for i in r["items"]) for r in records
-        ) > 0
+        got = data(
+            client,
+            "query($t: String!) { executions(filter: {text: $t}) { totalCount } }",
+            {"t": word},
+        )
+        assert (
+            got["executions"]["totalCount"]
+            == sum(any(needle in (i["content"] or "") for i in r["items"]) for r in records)
+            > 0
+        )
 
 
 def test_graphiql_is_served_to_browsers(client: TestClient) -> None:

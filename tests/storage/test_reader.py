@@ -135,7 +135,9 @@ def test_symlink_leaving_the_store_is_refused_but_one_inside_is_followed(tmp_pat
     assert read_record(store, "exec_inner.json").execution_id
 
 
-@pytest.mark.parametrize("name", ["../x.json", "/etc/passwd", "a/b.json", ".hidden.json", "x\0.json"])
+@pytest.mark.parametrize(
+    "name", ["../x.json", "/etc/passwd", "a/b.json", ".hidden.json", "x\0.json"]
+)
 def test_only_plain_record_names_are_opened(tmp_path: Path, name: str) -> None:
     with pytest.raises(InvalidRecordError):
         read_record(tmp_path, name)
