@@ -110,4 +110,4 @@ def create_app(settings: Settings, *, index: RecordIndex | None = None) -> Starl
 
 def app_from_env() -> Starlette:
     """App factory for ``uvicorn --factory``: settings from EXECGRAPH_* environment variables."""
-    return create_app(Settings())  # type: ignore[call-arg]  # store comes from the environment
+    return create_app(Settings())  # store and the rest come from the environment

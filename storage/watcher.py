@@ -1,10 +1,11 @@
 """Watching the store: file-system notifications (inotify via watchfiles) feed the index.
 
 One watcher per server, in one background thread, shared by everyone: it turns change events
-into ``index.sync_names`` calls; the index hands each sync's report to its listeners (live
-subscriptions, see ``RecordIndex.add_listener``). A periodic full sync is the safety net for missed events, and ``mode="poll"``
-serves file systems without notifications (network mounts). Nothing in here stops on an error:
-a failing sync is logged and retried on the next event or tick.
+into ``index.sync_names`` calls; the index hands each sync's report to its listeners
+(live subscriptions, see ``RecordIndex.add_listener``). A periodic full sync is the safety
+net for missed events, and ``mode="poll"`` serves file systems without notifications
+(network mounts). Nothing in here stops on an error: a failing sync is logged and retried on
+the next event or tick.
 """
 
 from __future__ import annotations

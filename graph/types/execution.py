@@ -132,7 +132,7 @@ class ExecutionItem(Node):
         description="ollama, comfyui or openrouter (older files call it backend_used)."
     )
     execution_time: float | None = strawberry.field(description="Duration in seconds.")
-    metadata: JSON = strawberry.field(  # type: ignore[valid-type]
+    metadata: JSON = strawberry.field(
         description="Free-form metadata; keys vary by item type and over time."
     )
     execution: Execution = strawberry.field(description="The run this item belongs to.")
@@ -158,6 +158,6 @@ class ExecutionItem(Node):
             model_used=item.model_used,
             backend_type=item.backend_type,
             execution_time=None if item.execution_time is None else float(item.execution_time),
-            metadata=item.metadata,
+            metadata=JSON(item.metadata),
             execution=execution,
         )

@@ -24,7 +24,8 @@ def test_summary_pages_and_counts_read_no_file(
     data(
         client,
         """{ executions(first: 50, filter: {safetyLevels: ["kids", "youth"]}) { totalCount
-             edges { node { executionId configName timestamp userId itemCount totalExecutionTime } } }
+             edges { node { executionId configName timestamp userId itemCount
+                            totalExecutionTime } } }
            storageStats { totalRecords byConfig { value count } byDay { value count } } }""",
     )
     assert files_read(client) == 0

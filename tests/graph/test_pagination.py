@@ -1,4 +1,4 @@
-"""Walking every page, both ways, with each filter and order, equals a direct reading of the files."""
+"""Walking every page, both ways, with each filter and order, equals a direct reading."""
 
 from __future__ import annotations
 
@@ -146,7 +146,8 @@ def test_walk_forwards_and_backwards_matches_direct_reading(
 
 def test_store_fixture_covers_the_hard_cases(populated_store: tuple[Path, list[Any]]) -> None:
     raw = "".join(p.read_text("utf-8") for p in populated_store[0].glob("exec_*.json"))
-    assert '"backend_used"' in raw and '"backend_type"' in raw
+    assert '"backend_used"' in raw
+    assert '"backend_type"' in raw
     assert "stage2_style_probe" in raw
     assert len(direct_reading(populated_store[0])) == 60
 

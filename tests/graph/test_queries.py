@@ -126,7 +126,8 @@ def test_item_filters_combine(client: TestClient, populated_store: tuple[Path, l
 def test_cross_run_items_order_newest_run_first_then_sequence(client: TestClient) -> None:
     edges = data(
         client,
-        "{ items(first: 40) { edges { node { sequenceNumber execution { timestamp executionId } } } } }",
+        "{ items(first: 40) { edges { node { sequenceNumber"
+        " execution { timestamp executionId } } } } }",
     )["items"]["edges"]
     keys = [
         (
@@ -219,7 +220,8 @@ def test_filtered_stats_feed_the_sidebar(
     records = populated_store[1]
     stats = data(
         client,
-        '{ storageStats(filter: {safetyLevels: ["kids"]}) { totalRecords byConfig { value count } } }',
+        '{ storageStats(filter: {safetyLevels: ["kids"]})'
+        " { totalRecords byConfig { value count } } }",
     )["storageStats"]
     kids = [r for r in records if r["safety_level"] == "kids"]
     assert stats["totalRecords"] == len(kids)

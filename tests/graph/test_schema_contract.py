@@ -38,6 +38,11 @@ def test_every_type_field_and_argument_is_described() -> None:
     assert missing == []
 
 
+def names(text: str) -> dict[str, str]:
+    """Field names that must exist, whatever their type."""
+    return dict.fromkeys(text.split(), "")
+
+
 CONTRACT = {
     "Query": {
         "execution": "Execution",
@@ -46,17 +51,15 @@ CONTRACT = {
         "storageStats": "StorageStats!",
         "node": "Node",
     },
-    "Execution": {
-        f: ""
-        for f in "id executionId configName timestamp userId sessionId executionMode safetyLevel "
-        "usedSeed totalExecutionTime taxonomyVersion itemCount items".split()
-    },
-    "ExecutionItem": {
-        f: ""
-        for f in "sequenceNumber timestamp stage stageIteration loopIteration mediaType itemType "
-        "rawItemType content filePath configUsed modelUsed backendType executionTime metadata "
-        "execution".split()
-    },
+    "Execution": names(
+        "id executionId configName timestamp userId sessionId executionMode safetyLevel "
+        "usedSeed totalExecutionTime taxonomyVersion itemCount items"
+    ),
+    "ExecutionItem": names(
+        "sequenceNumber timestamp stage stageIteration loopIteration mediaType itemType "
+        "rawItemType content filePath configUsed modelUsed backendType executionTime "
+        "metadata execution"
+    ),
     "ExecutionConnection": {"edges": "", "pageInfo": "PageInfo!", "totalCount": "Int!"},
     "ItemConnection": {"edges": "", "pageInfo": "PageInfo!", "totalCount": "Int!"},
     "PageInfo": {
@@ -65,11 +68,10 @@ CONTRACT = {
         "startCursor": "String",
         "endCursor": "String",
     },
-    "StorageStats": {
-        f: ""
-        for f in "totalRecords totalSizeBytes invalidRecordCount invalidRecords oldestTimestamp "
-        "newestTimestamp byConfig bySafetyLevel byItemType byModel byDay".split()
-    },
+    "StorageStats": names(
+        "totalRecords totalSizeBytes invalidRecordCount invalidRecords oldestTimestamp "
+        "newestTimestamp byConfig bySafetyLevel byItemType byModel byDay"
+    ),
 }
 
 
@@ -90,16 +92,30 @@ def test_contract_fields_exist_with_their_types() -> None:
     assert [i.name for i in execution.interfaces] == ["Node"]
     flt = schema.type_map["ExecutionFilter"]
     assert isinstance(flt, GraphQLInputObjectType)
-    assert set(flt.fields) >= set(
-        "configNames userIds sessionIds safetyLevels executionModes since until hasItemTypes "
-        "text".split()
-    )
+    assert set(flt.fields) >= {
+        "configNames",
+        "userIds",
+        "sessionIds",
+        "safetyLevels",
+        "executionModes",
+        "since",
+        "until",
+        "hasItemTypes",
+        "text",
+    }
     item_filter = schema.type_map["ItemFilter"]
     assert isinstance(item_filter, GraphQLInputObjectType)
-    assert set(item_filter.fields) >= set(
-        "itemTypes mediaTypes stages stageIteration loopIteration modelsUsed backendTypes "
-        "configsUsed text".split()
-    )
+    assert set(item_filter.fields) >= {
+        "itemTypes",
+        "mediaTypes",
+        "stages",
+        "stageIteration",
+        "loopIteration",
+        "modelsUsed",
+        "backendTypes",
+        "configsUsed",
+        "text",
+    }
     media = schema.type_map["MediaType"]
     assert isinstance(media, GraphQLEnumType)
     assert "THREE_D" in media.values

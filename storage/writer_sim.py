@@ -1,0 +1,110 @@
+"""Write record files the way the upstream execution tracker does, for tests and the demo store.
+
+The tracker serialises with ``json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False)``
+and, crucially, writes *non-atomically*: it truncates the final ``<execution_id>.json`` and
+streams into it. Readers, the index and subscriptions must cope with a file that is empty or
+half-written for a moment. :func:`write_like_tracker` reproduces that window on purpose (slowed
+down so a test can observe it); :func:`write_atomically` is the well-behaved alternative a
+fixed writer would use, so tests can compare both.
+
+:func:`serialize_record` is the single place that defines the writer's bytes. It uses orjson
+(about 30x faster than the pure-Python indenting encoder, which matters for a 100,000-record
+demo store) only where orjson's output is provably identical, and falls back to :mod:`json`
+otherwise: orjson spells floats below 1e-4 differently (``0.00001`` vs ``1e-05``), writes NaN
+as ``null`` where the writer writes ``NaN``, and handles types that :mod:`json` refuses.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, BinaryIO, Final
+
+import orjson
+
+_ORJSON_OPTIONS: Final = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+#: Below this magnitude json's ``repr`` switches to ``1e-05`` notation and orjson does not.
+_SMALLEST_PLAIN_FLOAT: Final = 1e-4
+_PLAIN_SCALARS: Final = (str, int, bool, type(None))
+
+
+def serialize_record(record: dict[str, Any]) -> bytes:
+    """The exact bytes the tracker writes for ``record`` (UTF-8, indent 2, sorted keys).
+
+    Raises :class:`TypeError` for values the tracker cannot serialise either, and
+    :class:`UnicodeEncodeError` for strings holding lone surrogates.
+    """
+    if _orjson_matches_json(record):
+        try:
+            return orjson.dumps(record, option=_ORJSON_OPTIONS)
+        except orjson.JSONEncodeError:
+            pass  # e.g. an int beyond 64 bits or a non-string key: json decides.
+    text = json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False)
+    return text.encode("utf-8")
+
+
+def _orjson_matches_json(value: Any) -> bool:
+    """Whether every value is of a type and magnitude that both encoders spell the same way."""
+    stack = [value]
+    while stack:
+        current = stack.pop()
+        kind = type(current)
+        if kind is dict:
+            stack.extend(current.values())
+        elif kind is list:
+            stack.extend(current)
+        elif kind is float:
+            if not math.isfinite(current) or 0.0 < abs(current) < _SMALLEST_PLAIN_FLOAT:
+                return False
+        elif kind not in _PLAIN_SCALARS:
+            return False
+    return True
+
+
+def write_like_tracker(
+    path: Path, record: dict[str, Any], *, chunks: int = 4, pause: float = 0.05
+) -> None:
+    """Truncate ``path`` and stream the record into it in ``chunks`` pieces, as the tracker does.
+
+    The file is empty for ``pause`` seconds after truncation, then grows by one piece every
+    ``pause`` seconds; every piece is flushed and fsynced so another process sees it at once.
+    """
+    if chunks < 1:
+        raise ValueError("chunks must be at least 1")
+    data = serialize_record(record)
+    step = max(1, -(-len(data) // chunks))
+    with path.open("wb") as stream:
+        for start in range(0, len(data), step):
+            _flush(stream)
+            time.sleep(pause)
+            stream.write(data[start : start + step])
+        _flush(stream)
+
+
+def write_atomically(path: Path, record: dict[str, Any]) -> None:
+    """Write the record under a hidden temporary name in the same directory, then rename it.
+
+    The temporary name (``.<name>.tmp-<random>``) starts with a dot and does not end in
+    ``.json``, so no reader or watcher takes it for a record; readers see the old state or the
+    whole file, never a part of it.
+    """
+    data = serialize_record(record)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            stream.write(data)
+            _flush(stream)
+        os.chmod(temporary, 0o644)  # mkstemp creates 0600; the tracker's files are world-readable
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _flush(stream: BinaryIO) -> None:
+    stream.flush()
+    os.fsync(stream.fileno())
