@@ -27,16 +27,10 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
-from storage.models import ExecutionRecord
-from storage.reader import (
-    DEFAULT_MAX_FILE_BYTES,
-    FileSignature,
-    InvalidRecordError,
-    is_record_name,
-    read_record,
-)
+from storage.extract import Extracted, Refused, extract, extract_all
+from storage.reader import DEFAULT_MAX_FILE_BYTES, FileSignature, is_record_name
 from storage.schema import (
     DDL,
     FORMAT_VERSION,
@@ -83,11 +77,6 @@ class _Entry:
 
     signature: FileSignature
     problem: str | None = None
-
-
-def timestamp_key(record: ExecutionRecord) -> str:
-    """The wall-clock sort key of a record: naive local time compared as written."""
-    return record.timestamp.replace(tzinfo=None).isoformat(timespec="microseconds")
 
 
 class RecordIndex:
@@ -340,30 +329,49 @@ class RecordIndex:
         with conn:
             for name in removed:
                 freed.update(self._drop_file(conn, name, report))
+        outcomes: list[Extracted | Refused] = [
+            Refused(name, problem)
+            for name in changed
+            if (problem := listing[name].problem) is not None
+        ]
+        jobs = [(n, listing[n].signature.size) for n in changed if listing[n].problem is None]
         total = len(changed)
-        for start in range(0, total, _BATCH):
-            with conn:
-                for name in changed[start : start + _BATCH]:
-                    freed.discard(self._index_file(conn, name, listing[name], report) or "")
-            if progress is not None:
-                progress(min(start + _BATCH, total), total)
-        if progress is not None and total == 0:
-            progress(0, 0)
-        # A duplicate whose winner disappeared is served now.
+        done = 0
+        for outcome in extract_all(self.store, jobs, self.max_file_bytes):
+            outcomes.append(outcome)
+            if len(outcomes) >= _BATCH:
+                self._store_batch(conn, outcomes, listing, report, freed)
+                done += len(outcomes)
+                outcomes = []
+                if progress is not None:
+                    progress(done, total)
+        if outcomes:
+            self._store_batch(conn, outcomes, listing, report, freed)
+        if progress is not None:
+            progress(total, total)
         if freed:
-            with conn:
-                waiting = [
-                    row[0]
-                    for row in conn.execute(
-                        f"SELECT name FROM files WHERE status = {STATUS_DUPLICATE} "
-                        f"AND execution_id IN ({','.join('?' * len(freed))}) ORDER BY name",
-                        sorted(freed),
-                    )
-                ]
-                for name in waiting:
-                    entry = self._stat(name)
-                    if entry is not None:
-                        self._index_file(conn, name, entry, report)
+            self._serve_waiting_duplicates(conn, freed, report)
+
+    def _serve_waiting_duplicates(
+        self, conn: sqlite3.Connection, freed: set[str], report: SyncReport
+    ) -> None:
+        """A duplicate whose winner disappeared is served now."""
+        marks = ",".join("?" * len(freed))
+        waiting = [
+            row[0]
+            for row in conn.execute(
+                f"SELECT name FROM files WHERE status = {STATUS_DUPLICATE} "
+                f"AND execution_id IN ({marks}) ORDER BY name",
+                sorted(freed),
+            )
+        ]
+        listing = {name: entry for name in waiting if (entry := self._stat(name)) is not None}
+        outcomes = [
+            extract(self.store, name, entry.signature.size, self.max_file_bytes)
+            for name, entry in listing.items()
+        ]
+        if outcomes:
+            self._store_batch(conn, outcomes, listing, report, set())
 
     def _drop_file(self, conn: sqlite3.Connection, name: str, report: SyncReport) -> list[str]:
         """Forget a file; return the execution ids it served."""
@@ -384,145 +392,17 @@ class RecordIndex:
             conn.execute("DELETE FROM runs WHERE rid = ?", (rid,))
         return [eid for _, eid in rows]
 
-    def _index_file(
-        self, conn: sqlite3.Connection, name: str, entry: _Entry, report: SyncReport
-    ) -> str | None:
-        """Read one file and record the outcome; return the execution id it now serves."""
-        previous = conn.execute(
-            "SELECT execution_id FROM runs WHERE file_name = ?", (name,)
-        ).fetchone()
-        record: ExecutionRecord | None = None
-        reason = entry.problem
-        if reason is None:
-            try:
-                record = read_record(self.store, name, max_bytes=self.max_file_bytes)
-            except InvalidRecordError as exc:
-                reason = exc.reason
-        signature = entry.signature
-        if record is None:
-            self._drop_run_of(conn, name)
-            self._put_file(conn, name, signature, STATUS_INVALID, reason, None)
-            report.invalid += 1
-            if previous is not None:
-                report.removed += 1
-                report.removed_ids.append(previous[0])
-            return None
-
-        eid = record.execution_id
-        took_over = False
-        holder = conn.execute(
-            "SELECT file_name FROM runs WHERE execution_id = ?", (eid,)
-        ).fetchone()
-        if holder is not None and holder[0] != name:
-            other = holder[0]
-            if name == f"{eid}.json" and other != f"{eid}.json":
-                # The canonically named file takes over; the other becomes the duplicate.
-                self._drop_run_of(conn, other)
-                conn.execute(
-                    "UPDATE files SET status = ?, reason = ? WHERE name = ?",
-                    (STATUS_DUPLICATE, _duplicate_reason(eid, name), other),
-                )
-                took_over = True
-            else:
-                self._drop_run_of(conn, name)
-                self._put_file(
-                    conn, name, signature, STATUS_DUPLICATE, _duplicate_reason(eid, other), eid
-                )
-                report.invalid += 1
-                if previous is not None:
-                    report.removed += 1
-                    report.removed_ids.append(previous[0])
-                return None
-
-        self._drop_run_of(conn, name)
-        self._insert_run(conn, name, record, signature.size)
-        self._put_file(conn, name, signature, STATUS_VALID, None, eid)
-        if previous is None and not took_over:
-            report.added += 1
-            report.added_ids.append(eid)
-        else:
-            report.updated += 1
-            report.changed_ids.append(eid)
-            if previous is not None and previous[0] != eid:
-                report.removed_ids.append(previous[0])
-        return eid
-
-    @staticmethod
-    def _put_file(
+    def _store_batch(
+        self,
         conn: sqlite3.Connection,
-        name: str,
-        sig: FileSignature,
-        status: int,
-        reason: str | None,
-        eid: str | None,
+        outcomes: list[Extracted | Refused],
+        listing: dict[str, _Entry],
+        report: SyncReport,
+        freed: set[str],
     ) -> None:
-        conn.execute(
-            "INSERT OR REPLACE INTO files (name, size, mtime_ns, inode, status, reason, "
-            "execution_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (name, sig.size, sig.mtime_ns, sig.inode, status, reason, eid),
-        )
-
-    @staticmethod
-    def _insert_run(
-        conn: sqlite3.Connection, name: str, record: ExecutionRecord, size: int
-    ) -> None:
-        ts = timestamp_key(record)
-        duration = record.total_execution_time
-        cursor = conn.execute(
-            "INSERT INTO runs (execution_id, file_name, config_name, ts, ts_raw, day, user_id, "
-            "session_id, execution_mode, safety_level, used_seed, duration, "
-            "total_execution_time, taxonomy_version, item_count, size) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                record.execution_id,
-                name,
-                record.config_name,
-                ts,
-                record.timestamp.isoformat(),
-                ts[:10],
-                record.user_id,
-                record.session_id,
-                record.execution_mode,
-                record.safety_level,
-                None if record.used_seed is None else str(record.used_seed),
-                -1.0 if duration is None else float(duration),
-                None if duration is None else float(duration),
-                record.taxonomy_version,
-                len(record.items),
-                size,
-            ),
-        )
-        rid = cursor.lastrowid
-        assert rid is not None
-        conn.executemany(
-            "INSERT INTO items (rid, pos, seq, item_type, media_type, stage, stage_iteration, "
-            "loop_iteration, model_used, backend_type, config_used) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    rid,
-                    pos,
-                    item.sequence_number,
-                    item.item_type,
-                    item.media_type,
-                    item.stage,
-                    item.stage_iteration,
-                    item.loop_iteration,
-                    item.model_used,
-                    item.backend_type,
-                    item.config_used,
-                )
-                for pos, item in enumerate(record.items)
-            ],
-        )
-        conn.executemany(
-            "INSERT INTO item_text (rowid, content) VALUES (?, ?)",
-            [
-                ((rid << ITEM_BITS) | pos, item.content)
-                for pos, item in enumerate(record.items)
-                if item.content
-            ],
-        )
+        """Record a batch of read files in one transaction, inserting rows in bulk."""
+        with conn:
+            _Batch(conn, listing, report, freed).store(outcomes)
 
     # -- lookups used by loaders ----------------------------------------------------------
 
@@ -548,6 +428,114 @@ class RecordIndex:
             ):
                 found[eid] = name
         return found
+
+
+class _Batch:
+    """One transaction's worth of read files: decisions per file, rows inserted in bulk."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        listing: dict[str, _Entry],
+        report: SyncReport,
+        freed: set[str],
+    ) -> None:
+        self.conn = conn
+        self.listing = listing
+        self.report = report
+        self.freed = freed
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'runs'").fetchone()
+        self.next_rid = (row[0] if row else 0) + 1
+        self.runs: list[tuple[Any, ...]] = []
+        self.items: list[tuple[Any, ...]] = []
+        self.texts: list[tuple[int, str]] = []
+        self.files: list[tuple[Any, ...]] = []
+        #: execution id -> file name serving it, for ids this batch touches.
+        self.holders: dict[str, str] = {}
+        self.pending: set[str] = set()
+
+    def _lookup(self, sql: str, keys: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for chunk in _chunks(keys, 500):
+            marks = ",".join("?" * len(chunk))
+            found.update(self.conn.execute(sql.format(marks=marks), chunk).fetchall())
+        return found
+
+    def store(self, outcomes: list[Extracted | Refused]) -> None:
+        names = [o.name for o in outcomes]
+        previous = self._lookup(
+            "SELECT file_name, execution_id FROM runs WHERE file_name IN ({marks})", names
+        )
+        self.holders = self._lookup(
+            "SELECT execution_id, file_name FROM runs WHERE execution_id IN ({marks})",
+            sorted({o.execution_id for o in outcomes if isinstance(o, Extracted)}),
+        )
+        for outcome in outcomes:
+            prev_eid = previous.get(outcome.name)
+            if prev_eid is not None:
+                RecordIndex._drop_run_of(self.conn, outcome.name)
+                if self.holders.get(prev_eid) == outcome.name:
+                    del self.holders[prev_eid]
+            if isinstance(outcome, Refused):
+                self._file(outcome.name, STATUS_INVALID, outcome.reason, None)
+                self._refused(prev_eid)
+            else:
+                self._valid(outcome, prev_eid)
+        self.flush()
+
+    def _file(self, name: str, status: int, reason: str | None, eid: str | None) -> None:
+        sig = self.listing[name].signature
+        self.files.append((name, sig.size, sig.mtime_ns, sig.inode, status, reason, eid))
+
+    def _refused(self, prev_eid: str | None) -> None:
+        self.report.invalid += 1
+        if prev_eid is not None:
+            self.report.removed += 1
+            self.report.removed_ids.append(prev_eid)
+
+    def _valid(self, outcome: Extracted, prev_eid: str | None) -> None:
+        eid, name = outcome.execution_id, outcome.name
+        holder = self.holders.get(eid)
+        took_over = False
+        if holder is not None and holder != name:
+            if name == f"{eid}.json" and holder != f"{eid}.json":
+                # The canonically named file takes over; the other becomes the duplicate.
+                self.flush()
+                RecordIndex._drop_run_of(self.conn, holder)
+                self.conn.execute(
+                    "UPDATE files SET status = ?, reason = ? WHERE name = ?",
+                    (STATUS_DUPLICATE, _duplicate_reason(eid, name), holder),
+                )
+                took_over = True
+            else:
+                self._file(name, STATUS_DUPLICATE, _duplicate_reason(eid, holder), eid)
+                self._refused(prev_eid)
+                return
+        rid = self.next_rid
+        self.next_rid += 1
+        self.runs.append((rid, *outcome.run))
+        self.items.extend((rid, *values) for values in outcome.items)
+        self.texts.extend(((rid << ITEM_BITS) | pos, text) for pos, text in outcome.texts)
+        self._file(name, STATUS_VALID, None, eid)
+        self.holders[eid] = name
+        self.freed.discard(eid)
+        if prev_eid is None and not took_over:
+            self.report.added += 1
+            self.report.added_ids.append(eid)
+        else:
+            self.report.updated += 1
+            self.report.changed_ids.append(eid)
+            if prev_eid is not None and prev_eid != eid:
+                self.report.removed_ids.append(prev_eid)
+
+    def flush(self) -> None:
+        """Insert the rows gathered so far."""
+        conn = self.conn
+        conn.executemany(f"INSERT INTO runs VALUES ({','.join('?' * 17)})", self.runs)
+        conn.executemany(f"INSERT INTO items VALUES ({','.join('?' * 11)})", self.items)
+        conn.executemany("INSERT INTO item_text (rowid, content) VALUES (?, ?)", self.texts)
+        conn.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)", self.files)
+        self.runs, self.items, self.texts, self.files = [], [], [], []
 
 
 def _duplicate_reason(eid: str, served_from: str) -> str:

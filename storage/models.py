@@ -11,8 +11,9 @@ files drift over time, so the models accept every shape the writer has produced:
   one stays naive.
 
 What the models do *not* accept is data of the wrong type: a string where a number belongs, a
-boolean for an integer. Such a file is reported as invalid instead of being served with guessed
-values. Storage models never import Strawberry; the graph layer wraps them.
+boolean for an integer, a number for a timestamp, NaN or Infinity. Such a file is reported as
+invalid instead of being served with guessed values (files are validated in strict JSON mode by
+``storage.reader``). Storage models never import Strawberry; the graph layer wraps them.
 """
 
 from __future__ import annotations
@@ -71,19 +72,9 @@ KNOWN_MEDIA_TYPES: Final[frozenset[str]] = frozenset(
 )
 
 
-def parse_timestamp(value: object) -> datetime:
-    """Parse an ISO 8601 string, keeping a naive time naive and an offset as given."""
-    if isinstance(value, datetime):
-        return value
-    if not isinstance(value, str):
-        raise ValueError("must be an ISO 8601 timestamp string")
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise ValueError(f"{value[:40]!r} is not an ISO 8601 timestamp") from exc
-
-
-Timestamp = Annotated[datetime, BeforeValidator(parse_timestamp)]
+#: Timestamps: ISO 8601 strings on disk, naive (the writer's local time) or with an offset. The
+#: reader validates files in strict JSON mode, where only strings are accepted here.
+Timestamp = datetime
 
 
 def _none_to_empty(value: object) -> object:
@@ -93,7 +84,9 @@ def _none_to_empty(value: object) -> object:
 class ExecutionItem(BaseModel):
     """One event of a run, in chronological order within its record."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="ignore", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
     sequence_number: StrictInt
     timestamp: Timestamp
@@ -142,7 +135,7 @@ class ExecutionItem(BaseModel):
 class ExecutionRecord(BaseModel):
     """One pipeline run: the record and its chronological items."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
 
     execution_id: Annotated[StrictStr, Field(min_length=1, max_length=200)]
     config_name: StrictStr

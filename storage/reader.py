@@ -12,12 +12,12 @@ store itself.
 
 from __future__ import annotations
 
-import json
+import errno
 import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import orjson
 from pydantic import ValidationError
@@ -26,8 +26,8 @@ from storage.models import ExecutionRecord
 
 #: Default cap on a record file's size; real records are 5-15 KB.
 DEFAULT_MAX_FILE_BYTES: Final = 5 * 1024 * 1024
-#: JSON nesting deeper than this is refused (real metadata nests 2-3 levels).
-MAX_NESTING: Final = 64
+#: JSON nested deeper than this is refused by the JSON parser (real metadata nests 2-3 levels).
+MAX_NESTING: Final = 200
 
 _BOM: Final = b"\xef\xbb\xbf"
 _OPEN_FLAGS: Final = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
@@ -61,29 +61,30 @@ def is_record_name(name: str) -> bool:
     )
 
 
-def open_in_store(root: Path, name: str) -> int:
-    """Open ``root/name`` for reading and return the descriptor, refusing anything unsafe.
+def open_in_store(root: Path, name: str) -> tuple[int, os.stat_result]:
+    """Open ``root/name`` for reading; return the descriptor and its status.
 
-    ``name`` must be a plain record file name. A symlink is followed only when its target lies
-    inside the store; the final file must be a regular file. Raises :class:`InvalidRecordError`.
+    ``name`` must be a plain record file name. The file is opened without following a symlink;
+    a symlink is then followed only when its target lies inside the store. The final file must
+    be a regular file. Raises :class:`InvalidRecordError`.
     """
     if not is_record_name(name):
         raise InvalidRecordError("not a record file name")
-    path = root / name
+    path = os.path.join(root, name)
     try:
-        if path.is_symlink():
-            target = path.resolve(strict=True)
-            if not target.is_relative_to(root.resolve()):
-                raise InvalidRecordError("symbolic link pointing outside the store")
-            path = target
-        fd = os.open(path, _OPEN_FLAGS)
+        try:
+            fd = os.open(path, _OPEN_FLAGS)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            fd = os.open(_inner_target(root, path), _OPEN_FLAGS)
     except InvalidRecordError:
         raise
     except FileNotFoundError as exc:
         raise InvalidRecordError("file disappeared while being read") from exc
-    except RuntimeError as exc:  # symlink loop on older Pythons
-        raise InvalidRecordError("symbolic link loop") from exc
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InvalidRecordError("symbolic link loop") from exc
         raise InvalidRecordError(f"cannot be opened ({exc.strerror or 'I/O error'})") from exc
     try:
         st = os.fstat(fd)
@@ -94,36 +95,54 @@ def open_in_store(root: Path, name: str) -> int:
     except BaseException:
         os.close(fd)
         raise
-    return fd
+    return fd, st
+
+
+def _inner_target(root: Path, link: str) -> str:
+    """The real path a symlink in the store points to, if it stays inside the store."""
+    try:
+        target = os.path.realpath(link, strict=True)
+    except OSError as exc:
+        raise InvalidRecordError("broken symbolic link") from exc
+    real_root = os.path.realpath(root)
+    if os.path.commonpath([real_root, target]) != real_root:
+        raise InvalidRecordError("symbolic link pointing outside the store")
+    return target
 
 
 def read_bytes(root: Path, name: str, *, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> bytes:
     """Read a record file's bytes, enforcing the size cap before reading it whole."""
-    fd = open_in_store(root, name)
+    fd, st = open_in_store(root, name)
     try:
-        size = os.fstat(fd).st_size
-        if size > max_bytes:
-            raise InvalidRecordError(f"larger than the {max_bytes:,} byte limit ({size:,} bytes)")
+        if st.st_size > max_bytes:
+            raise InvalidRecordError(
+                f"larger than the {max_bytes:,} byte limit ({st.st_size:,} bytes)"
+            )
         chunks: list[bytes] = []
         remaining = max_bytes + 1
         while remaining > 0:
-            chunk = os.read(fd, min(remaining, 1 << 20))
+            chunk = os.read(fd, min(remaining, max(st.st_size + 1, 65536)))
             if not chunk:
                 break
             chunks.append(chunk)
             remaining -= len(chunk)
-        data = b"".join(chunks)
     except OSError as exc:
         raise InvalidRecordError(f"cannot be read ({exc.strerror or 'I/O error'})") from exc
     finally:
         os.close(fd)
+    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if len(data) > max_bytes:
         raise InvalidRecordError(f"larger than the {max_bytes:,} byte limit (grew while read)")
     return data
 
 
 def parse_record(data: bytes) -> ExecutionRecord:
-    """Validate a record file's bytes; raise :class:`InvalidRecordError` with a readable reason."""
+    """Validate a record file's bytes; raise :class:`InvalidRecordError` with a readable reason.
+
+    The fast path validates the bytes in one pass (pydantic's strict JSON mode: exact types,
+    integers of any size, timestamps only as strings). Only when that fails is the file parsed
+    again with orjson, to say precisely what is wrong with it.
+    """
     if not data.strip():
         raise InvalidRecordError("empty file (the writer may still be writing it)")
     if data.startswith(_BOM):
@@ -133,21 +152,11 @@ def parse_record(data: bytes) -> ExecutionRecord:
     except UnicodeDecodeError as exc:
         raise InvalidRecordError(f"not valid UTF-8 (bad byte at offset {exc.start})") from exc
     try:
-        obj = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRecordError(_json_reason(exc)) from exc
-    if not isinstance(obj, dict):
-        raise InvalidRecordError(f"top level is a JSON {_json_kind(obj)}, not an object")
-    try:
-        record = ExecutionRecord.model_validate(obj)
+        record = ExecutionRecord.model_validate_json(data, strict=True)
     except ValidationError as exc:
-        # orjson reads integers beyond 64 bits as floats; seeds may be that large. The slower
-        # stdlib parser keeps them exact, so give the file a second chance with it.
-        record = _validate_with_big_ints(data, exc)
-    # Only item metadata is free-form; every other field is a validated scalar.
-    for item in record.items:
-        if _too_deep(item.metadata, depth=3):
-            raise InvalidRecordError(f"item metadata nested deeper than {MAX_NESTING} levels")
+        raise InvalidRecordError(_diagnose(data, exc)) from exc
+    if (b"NaN" in data or b"Infinity" in data) and _has_non_finite(data):
+        raise InvalidRecordError("not valid JSON: contains NaN or Infinity")
     return record
 
 
@@ -158,16 +167,29 @@ def read_record(
     return parse_record(read_bytes(root, name, max_bytes=max_bytes))
 
 
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _validate_with_big_ints(data: bytes, first_error: ValidationError) -> ExecutionRecord:
+def _has_non_finite(data: bytes) -> bool:
+    """Whether NaN/Infinity occur as JSON values (not inside strings): orjson refuses them."""
     try:
-        obj = json.loads(data, parse_constant=_reject_constant)
-        return ExecutionRecord.model_validate(obj)
-    except (ValueError, RecursionError):
-        raise InvalidRecordError(_validation_reason(first_error)) from first_error
+        orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return True
+    return False
+
+
+def _diagnose(data: bytes, exc: ValidationError) -> str:
+    """A readable reason for bytes that failed validation: JSON problems first, then fields."""
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as json_exc:
+        if (b"NaN" in data or b"Infinity" in data) and "unexpected character" in json_exc.msg:
+            return "not valid JSON: contains NaN or Infinity"
+        return _json_reason(json_exc)
+    if not isinstance(obj, dict):
+        return f"top level is a JSON {_json_kind(obj)}, not an object"
+    errors = exc.errors(include_url=False)
+    if errors and errors[0]["type"] == "json_invalid":
+        return f"nested deeper than {MAX_NESTING} levels"
+    return _validation_reason(exc)
 
 
 def _json_reason(exc: orjson.JSONDecodeError) -> str:
@@ -194,21 +216,6 @@ def _json_kind(obj: object) -> str:
     if obj is None:
         return "null"
     return "number"
-
-
-def _too_deep(obj: Any, *, depth: int) -> bool:
-    if not any(isinstance(v, dict | list) for v in obj.values()):
-        return False
-    stack: list[tuple[Any, int]] = [(obj, depth)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > MAX_NESTING:
-            return True
-        if isinstance(value, dict):
-            stack.extend((v, depth + 1) for v in value.values() if isinstance(v, dict | list))
-        elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value if isinstance(v, dict | list))
-    return False
 
 
 def _validation_reason(exc: ValidationError) -> str:
