@@ -13,9 +13,11 @@ shutdown stops the watcher and closes the index.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 from starlette.applications import Starlette
@@ -24,6 +26,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from graph.context import AppState, Context
 from graph.ide import graphiql_assets_app, graphiql_html
@@ -65,8 +68,11 @@ def create_app(settings: Settings, *, index: RecordIndex | None = None) -> Starl
         rescan_interval_s=settings.rescan_interval_s,
     )
 
+    index.add_listener(state.broadcaster.publish)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state.broadcaster.bind(asyncio.get_running_loop())
         if own_index:
             index.open()
             report = index.sync()
@@ -81,11 +87,20 @@ def create_app(settings: Settings, *, index: RecordIndex | None = None) -> Starl
         try:
             yield
         finally:
+            state.broadcaster.close()
             watcher.stop()
             if own_index:
                 index.close()
 
-    graphql = ExecgraphGraphQL(state, graphql_ide="graphiql" if settings.graphiql else None)
+    graphql = ExecgraphGraphQL(
+        state,
+        graphql_ide="graphiql" if settings.graphiql else None,
+        # Only the maintained protocol; the legacy graphql-ws one is off (see README).
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        connection_init_wait_timeout=timedelta(seconds=settings.connection_init_timeout_s),
+        max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+        allowed_origins=settings.allowed_origins,
+    )
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "watching": watcher.running})

@@ -15,6 +15,7 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info as StrawberryInfo
 
+from graph.broadcast import Broadcaster
 from graph.cache import VersionedCache
 from graph.errors import NotFound
 from graph.settings import Settings
@@ -31,6 +32,7 @@ class AppState:
     settings: Settings
     index: RecordIndex
     cache: VersionedCache = field(default_factory=VersionedCache)
+    broadcaster: Broadcaster = field(default_factory=Broadcaster)
     #: Record files read to answer requests (tests and the benchmark assert on it).
     files_read: int = 0
     request_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))

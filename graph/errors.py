@@ -30,3 +30,9 @@ class NotFound(ExpectedError):
     """Something the client named does not exist (or no longer can be read)."""
 
     code = "NOT_FOUND"
+
+
+class SlowConsumer(ExpectedError):
+    """A subscription that fell too far behind was ended; subscribe again to resume."""
+
+    code = "SLOW_CONSUMER"

@@ -12,6 +12,7 @@ from strawberry.types import ExecutionContext
 
 from graph.masking import MaskUnexpectedErrors
 from graph.query import Query
+from graph.subscription import Subscription
 from graph.types.execution import Execution, ExecutionItem
 from graph.types.scalars import SCALAR_MAP
 
@@ -29,6 +30,7 @@ def build_schema(**kwargs: Any) -> ExecgraphSchema:
     """Build the public schema (the one ``schema.graphql`` publishes)."""
     return ExecgraphSchema(
         query=Query,
+        subscription=Subscription,
         types=[Execution, ExecutionItem],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),
         extensions=[

@@ -48,6 +48,15 @@ class Settings(BaseSettings):
         default=60.0, ge=1.0, description="Full rescan as a safety net for missed notifications."
     )
     graphiql: bool = True
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Browser origins (https://host:port) allowed to open WebSockets and make "
+        "cross-origin requests; same-origin pages and non-browser clients always may.",
+    )
+    max_subscriptions_per_connection: int = Field(default=20, ge=1)
+    connection_init_timeout_s: float = Field(
+        default=10.0, gt=0, description="WebSockets without connection_init are closed after this."
+    )
     log_level: str = "info"
 
     @model_validator(mode="after")

@@ -357,6 +357,22 @@ def get_runs(conn: sqlite3.Connection, execution_ids: Sequence[str]) -> dict[str
     return found
 
 
+def matching_runs(
+    conn: sqlite3.Connection, execution_ids: Sequence[str], flt: RunFilter | None
+) -> list[RunRow]:
+    """The runs among ``execution_ids`` that match ``flt``, in the order of the ids."""
+    where, params = run_conditions(flt)
+    found: dict[str, RunRow] = {}
+    for start in range(0, len(execution_ids), 500):
+        chunk = list(execution_ids[start : start + 500])
+        cond = [f"r.execution_id IN ({','.join('?' * len(chunk))})", *where]
+        sql = f"SELECT {_RUN_COLUMNS} FROM runs r {_where(cond)}"
+        for row in conn.execute(sql, [*chunk, *params]):
+            run = RunRow.from_row(row)
+            found[run.execution_id] = run
+    return [found[eid] for eid in execution_ids if eid in found]
+
+
 def run_ids(
     conn: sqlite3.Connection, flt: RunFilter | None, order: RunOrder, *, limit: int | None = None
 ) -> list[str]:
