@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -14,6 +15,12 @@ def report(added: list[str] = (), changed: list[str] = ()) -> SyncReport:  # typ
     return SyncReport(
         added=len(added), updated=len(changed), added_ids=list(added), changed_ids=list(changed)
     )
+
+
+async def drain(events: AsyncIterator[list[str]]) -> None:
+    """Consume what was queued; the error that ended the stream propagates."""
+    async for _ in events:
+        pass
 
 
 def test_events_reach_subscribers_of_their_kind_only() -> None:
@@ -55,8 +62,7 @@ def test_a_slow_subscriber_is_dropped_and_others_keep_going() -> None:
         assert len(received) == QUEUE_SIZE + 10
         assert await slow_first == ["id0"]
         with pytest.raises(SlowConsumerError):
-            while True:  # drains what was queued, then the error
-                await anext(slow)
+            await drain(slow)
         assert hub.subscriber_count == 1
         hub.close()
 
