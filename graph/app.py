@@ -4,6 +4,7 @@ Routes:
 
 * ``/graphql``: GraphQL over POST (and GraphiQL for browsers on GET, served offline);
 * ``/graphiql-assets/...``: GraphiQL's scripts and styles, installed with the package;
+* ``/exports/{token}``: download of a finished export; ``/exports/schema.xsd``: the XML schema;
 * ``/healthz``: liveness and index figures for probes;
 * ``/``: redirects browsers to GraphiQL.
 
@@ -29,6 +30,8 @@ from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from graph.context import AppState, Context
+from graph.downloads import download_export, export_schema
+from graph.export_jobs import ExportJobs
 from graph.ide import graphiql_assets_app, graphiql_html
 from graph.schema import build_schema
 from graph.settings import Settings
@@ -60,7 +63,7 @@ def create_app(settings: Settings, *, index: RecordIndex | None = None) -> Starl
     index = index or RecordIndex(
         settings.store, settings.index_path, max_file_bytes=settings.max_file_bytes
     )
-    state = AppState(settings=settings, index=index)
+    state = AppState(settings=settings, index=index, exports=ExportJobs(settings, index))
     watcher = StoreWatcher(
         index,
         mode=settings.watch_mode,
@@ -88,6 +91,7 @@ def create_app(settings: Settings, *, index: RecordIndex | None = None) -> Starl
             yield
         finally:
             state.broadcaster.close()
+            await state.exports.close()
             watcher.stop()
             if own_index:
                 index.close()
@@ -115,6 +119,8 @@ def create_app(settings: Settings, *, index: RecordIndex | None = None) -> Starl
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             Mount("/graphiql-assets", app=graphiql_assets_app(), name="graphiql-assets"),
+            Route("/exports/schema.xsd", export_schema),
+            Route("/exports/{token}", download_export(state)),
         ],
         lifespan=lifespan,
     )

@@ -18,6 +18,7 @@ from strawberry.types import Info as StrawberryInfo
 from graph.broadcast import Broadcaster
 from graph.cache import VersionedCache
 from graph.errors import NotFound
+from graph.export_jobs import ExportJobs
 from graph.settings import Settings
 from storage.index import RecordIndex
 from storage.models import ExecutionRecord
@@ -31,6 +32,7 @@ class AppState:
 
     settings: Settings
     index: RecordIndex
+    exports: ExportJobs
     cache: VersionedCache = field(default_factory=VersionedCache)
     broadcaster: Broadcaster = field(default_factory=Broadcaster)
     #: Record files read to answer requests (tests and the benchmark assert on it).

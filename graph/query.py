@@ -11,6 +11,7 @@ from graph.context import Info
 from graph.types.connection import ExecutionConnection, ItemConnection
 from graph.types.enums import ExecutionOrder
 from graph.types.execution import Execution
+from graph.types.export import ExportJob
 from graph.types.inputs import ExecutionFilter, ItemFilter
 from graph.types.node import Node
 from graph.types.stats import StorageStats
@@ -89,6 +90,17 @@ class Query:
         ] = None,
     ) -> StorageStats:
         return resolvers.resolve_storage_stats(info, filter)
+
+    @strawberry.field(description="An export job by id; null when unknown or older than a day.")
+    def export_job(
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID, strawberry.argument(description="The id exportExecutions returned.")
+        ],
+    ) -> ExportJob | None:
+        job = info.context.state.exports.get(str(id))
+        return None if job is None else ExportJob.from_state(job)
 
     @strawberry.field(description="Any object by its global id; null when it does not exist.")
     async def node(

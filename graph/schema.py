@@ -11,6 +11,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from graph.masking import MaskUnexpectedErrors
+from graph.mutation import Mutation
 from graph.query import Query
 from graph.subscription import Subscription
 from graph.types.execution import Execution, ExecutionItem
@@ -30,6 +31,7 @@ def build_schema(**kwargs: Any) -> ExecgraphSchema:
     """Build the public schema (the one ``schema.graphql`` publishes)."""
     return ExecgraphSchema(
         query=Query,
+        mutation=Mutation,
         subscription=Subscription,
         types=[Execution, ExecutionItem],
         config=StrawberryConfig(scalar_map=SCALAR_MAP),

@@ -8,11 +8,13 @@ import time: :func:`graph.app.create_app` takes one.
 from __future__ import annotations
 
 import hashlib
+import os
+import secrets
 from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from storage.reader import DEFAULT_MAX_FILE_BYTES
@@ -47,6 +49,24 @@ class Settings(BaseSettings):
     rescan_interval_s: float = Field(
         default=60.0, ge=1.0, description="Full rescan as a safety net for missed notifications."
     )
+    export_dir: Path | None = Field(
+        default=None,
+        description="Where export files are written (outside the store); default: the user cache.",
+    )
+    export_ttl_hours: float = Field(default=24.0, gt=0, description="Exports expire after this.")
+    max_export_records: int = Field(default=100_000, ge=1)
+    media_dir: Path | None = Field(
+        default=None,
+        description="Images are embedded in PDF/DOCX reports only from files under this folder.",
+    )
+    audit_log: Path | None = Field(
+        default=None, description="One JSON line per export; default: the user log folder."
+    )
+    pseudonym_key: SecretStr | None = Field(
+        default=None,
+        description="Key of the keyed hash that pseudonymises ids in exports (at least 16 "
+        "characters). Default: a random key created once in the user data folder.",
+    )
     graphiql: bool = True
     allowed_origins: list[str] = Field(
         default_factory=list,
@@ -64,6 +84,30 @@ class Settings(BaseSettings):
         if self.default_page_size > self.max_page_size:
             raise ValueError("default_page_size must not exceed max_page_size")
         return self
+
+    @property
+    def export_path(self) -> Path:
+        """The folder export files are written to."""
+        return self.export_dir if self.export_dir is not None else cache_root() / "exports"
+
+    @property
+    def audit_path(self) -> Path:
+        """The export audit log."""
+        if self.audit_log is not None:
+            return self.audit_log
+        return Path(platformdirs.user_log_dir("execgraph", appauthor=False)) / "exports.jsonl"
+
+    def pseudonym_key_bytes(self) -> bytes:
+        """The pseudonymisation key: configured, or created once and kept (mode 0600)."""
+        if self.pseudonym_key is not None:
+            return self.pseudonym_key.get_secret_value().encode("utf-8")
+        path = Path(platformdirs.user_data_dir("execgraph", appauthor=False)) / "pseudonym.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="ascii") as fh:
+                fh.write(secrets.token_hex(32))
+        return path.read_text(encoding="ascii").strip().encode("ascii")
 
     @property
     def index_path(self) -> Path:

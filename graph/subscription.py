@@ -16,6 +16,7 @@ from graph.broadcast import EventKind, SlowConsumerError
 from graph.context import Info
 from graph.errors import SlowConsumer
 from graph.types.execution import Execution
+from graph.types.export import ExportJob
 from graph.types.inputs import ExecutionFilter, run_filter
 from storage.query import RunFilter, matching_runs
 
@@ -62,3 +63,17 @@ class Subscription:
     ) -> AsyncGenerator[Execution, None]:
         async for execution in _events(info, "changed", run_filter(filter)):
             yield execution
+
+    @strawberry.subscription(
+        description="An export job now and after each change of status or progress, until it "
+        "is DONE or FAILED."
+    )
+    async def export_job_progress(
+        self,
+        info: Info,
+        id: Annotated[
+            strawberry.ID, strawberry.argument(description="The id exportExecutions returned.")
+        ],
+    ) -> AsyncGenerator[ExportJob, None]:
+        async for job in info.context.state.exports.watch(str(id)):
+            yield ExportJob.from_state(job)

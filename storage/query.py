@@ -373,6 +373,19 @@ def matching_runs(
     return [found[eid] for eid in execution_ids if eid in found]
 
 
+def run_files(
+    conn: sqlite3.Connection, flt: RunFilter | None, order: RunOrder
+) -> list[tuple[str, str, int]]:
+    """(execution id, file name, rid) of every matching run, in order (for exports)."""
+    where, params = run_conditions(flt)
+    direction = "DESC" if order.descending else "ASC"
+    sql = (
+        f"SELECT r.execution_id, r.file_name, r.rid FROM runs r {_where(where)} "
+        f"ORDER BY {order.column} {direction}, r.execution_id {direction}"
+    )
+    return [(str(e), str(f), int(r)) for e, f, r in conn.execute(sql, params)]
+
+
 def run_ids(
     conn: sqlite3.Connection, flt: RunFilter | None, order: RunOrder, *, limit: int | None = None
 ) -> list[str]:

@@ -1,0 +1,419 @@
+"""The export service: turns selected records into a finished, downloadable, audited file.
+
+Exporters only write bytes; this module owns everything around them, without any web import:
+
+* **Atomic files.** The exporter writes into a hidden temporary file in ``export_dir``
+  (``.tmp-<random>.part``, mode 0600, never matching a final name) while SHA-256 and size are
+  computed on the way; the file is fsynced and only then renamed (``os.replace``) to its final
+  name. On any failure every file this export created is removed, and the error is re-raised as
+  ``ExportFailedError`` with a message safe to show (the original is its ``__cause__``).
+* **Unguessable names.** The final name is ``<token>.<download name>``, e.g.
+  ``Qm9v...22 chars.execgraph-2026-11-24-143000.csv``: ``token`` is
+  ``secrets.token_urlsafe(16)`` (128 bits, ``[A-Za-z0-9_-]{22}``), the part after the first dot
+  is what the user should see. Beside it, ``<token>.meta.json`` (written atomically too) records
+  format, media type, size, hash, count and expiry.
+* **Downloads.** The route takes only the token from the URL (``/exports/{token}``) and calls
+  ``resolve_export(export_dir, token)``: it answers ``None`` (-> 404) unless the token has the
+  exact generated shape, its sidecar exists and names a file of the final-name pattern, and the
+  export has not expired. Otherwise the route streams ``result.path`` with
+  ``result.mime_type`` and ``Content-Disposition: attachment; filename="<result.download_name>"``.
+  No text from the request is ever joined into a path before it has matched the token pattern.
+* **Expiry.** ``purge_expired`` deletes expired exports and strays left by a killed process.
+* **Pseudonymisation** happens here, not in the caller: pass ``pseudonymize_key`` and every record
+  and the selection written into the file are pseudonymised; the file's ``pseudonymized`` flag is
+  set from what was actually done. A ``meta`` that says ``pseudonymized=True`` without a key
+  raises ``MissingPseudonymKeyError`` before anything is written, so the flag cannot lie.
+* **Audit.** With ``audit_log`` set, one JSON line per finished export is appended (time, format,
+  download name, a reference derived from the token, count, size, hash, pseudonymisation, and the
+  selection with user ids, session ids and search text redacted to counts). An export whose audit
+  line cannot be written is removed and reported as failed. The token itself is not logged: it is
+  the download capability.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import re
+import secrets
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from exports.base import ExportMeta, ExportOptions
+from exports.errors import ExportError, ExportFailedError, MissingPseudonymKeyError
+from exports.pseudonymize import Pseudonymizer
+from exports.registry import get_exporter
+from storage.models import ExecutionRecord
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
+#: How long an export can be downloaded unless the caller says otherwise.
+DEFAULT_TTL: Final[timedelta] = timedelta(hours=24)
+#: Age after which a temporary or orphaned file is considered left behind by a crash.
+STRAY_GRACE: Final[timedelta] = timedelta(hours=1)
+
+TOKEN_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]{22}")
+FINAL_NAME_PATTERN: Final = re.compile(
+    r"(?P<token>[A-Za-z0-9_-]{22})\.(?P<download>execgraph-\d{4}-\d{2}-\d{2}-\d{6}\.[a-z0-9]{1,8})"
+)
+SIDECAR_SUFFIX: Final[str] = ".meta.json"
+_SIDECAR_PATTERN: Final = re.compile(r"(?P<token>[A-Za-z0-9_-]{22})\.meta\.json")
+_TEMP_PATTERN: Final = re.compile(r"\.tmp-[A-Za-z0-9_-]{16}\.part")
+_SIDECAR_MAX_BYTES: Final[int] = 64 * 1024
+
+#: Selection keys (compared lower-case, without ``_``) whose values may go into the audit log.
+_AUDITABLE_KEYS: Final[frozenset[str]] = frozenset(
+    {
+        "filter",
+        "confignames",
+        "safetylevels",
+        "executionmodes",
+        "since",
+        "until",
+        "hasitemtypes",
+        "itemtypes",
+        "stages",
+        "executionids",
+        "ids",
+        "orderby",
+        "first",
+        "after",
+        "format",
+        "includeitems",
+        "pseudonymize",
+        "pseudonymized",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportResult:
+    """A finished export on disk."""
+
+    #: Final file name inside the export directory: ``<token>.<download_name>``.
+    file_name: str
+    path: Path
+    format: str
+    mime_type: str
+    size_bytes: int
+    sha256: str
+    record_count: int
+    created_at: datetime
+    expires_at: datetime
+
+    @property
+    def token(self) -> str:
+        """The secret part of the name; the download URL carries it."""
+        return self.file_name.partition(".")[0]
+
+    @property
+    def download_name(self) -> str:
+        """The readable part, for ``Content-Disposition`` (``execgraph-2026-11-24-143000.csv``)."""
+        return self.file_name.partition(".")[2]
+
+
+class _HashingWriter(io.BufferedWriter):
+    """A buffered file that hashes everything written through it."""
+
+    def __init__(self, raw: io.FileIO) -> None:
+        super().__init__(raw, buffer_size=1 << 16)
+        self.digest = hashlib.sha256()
+
+    def write(self, buffer: ReadableBuffer, /) -> int:
+        self.digest.update(buffer)
+        return super().write(buffer)
+
+
+def _create_private(directory: Path, name: str) -> Path:
+    path = directory / name
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    return path
+
+
+def _temp_path(directory: Path) -> Path:
+    return _create_private(directory, f".tmp-{secrets.token_urlsafe(12)}.part")
+
+
+def _fsync_dir(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_atomic(directory: Path, final: Path, data: bytes) -> None:
+    temp = _temp_path(directory)
+    try:
+        with open(temp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, final)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _download_name(meta: ExportMeta, extension: str) -> str:
+    at = meta.exported_at
+    return (
+        f"execgraph-{at.year:04d}-{at.month:02d}-{at.day:02d}-"
+        f"{at.hour:02d}{at.minute:02d}{at.second:02d}.{extension}"
+    )
+
+
+def _sidecar(result: ExportResult) -> bytes:
+    data = {
+        "file_name": result.file_name,
+        "format": result.format,
+        "mime_type": result.mime_type,
+        "size_bytes": result.size_bytes,
+        "sha256": result.sha256,
+        "record_count": result.record_count,
+        "created_at": result.created_at.isoformat(),
+        "expires_at": result.expires_at.isoformat(),
+    }
+    return json.dumps(data, indent=2).encode("utf-8")
+
+
+def _redact(key: str, value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _redact(str(k), v) for k, v in value.items()}
+    if key.replace("_", "").lower() in _AUDITABLE_KEYS:
+        return value
+    if isinstance(value, list | tuple):
+        return {"redacted": True, "count": len(value)}
+    return {"redacted": True}
+
+
+def audit_selection_summary(selection: Mapping[str, Any]) -> dict[str, Any]:
+    """The selection as it may appear in the audit log.
+
+    Values of known harmless keys (configs, dates, item types, execution ids, ordering) are kept;
+    every other value, notably user ids, session ids and search text, becomes
+    ``{"redacted": true, "count": n}`` (lists) or ``{"redacted": true}``.
+    """
+    return {str(key): _redact(str(key), value) for key, value in selection.items()}
+
+
+def _append_audit(audit_log: Path, line: dict[str, Any]) -> None:
+    audit_log.parent.mkdir(parents=True, exist_ok=True)
+    data = (json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
+    fd = os.open(audit_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def run_export(
+    records: Iterable[ExecutionRecord],
+    *,
+    format: str,
+    meta: ExportMeta,
+    export_dir: Path,
+    options: ExportOptions,
+    progress: Callable[[int], None] | None = None,
+    ttl: timedelta = DEFAULT_TTL,
+    audit_log: Path | None = None,
+    audit_selection: Mapping[str, Any] | None = None,
+    pseudonymize_key: bytes | None = None,
+) -> ExportResult:
+    """Write ``records`` as ``format`` into ``export_dir``; return the finished export.
+
+    ``meta.record_count`` must equal the number of records the iterable yields (it is written
+    into the file before the records); a mismatch fails the export rather than ship a file that
+    contradicts itself. ``audit_selection`` is what the audit line summarises (default:
+    ``meta.selection``). See the module docstring for naming, pseudonymisation and cleanup.
+
+    Raises ``UnknownFormatError``/``FormatUnavailableError`` for the format,
+    ``MissingPseudonymKeyError`` when ``meta.pseudonymized`` is set without a key (all before
+    touching the disk), ``ValueError`` for a key shorter than 16 bytes, and ``ExportFailedError``
+    for anything that goes wrong while writing.
+    """
+    exporter = get_exporter(format)
+    if meta.pseudonymized and pseudonymize_key is None:
+        raise MissingPseudonymKeyError()
+    pseudonymizer = Pseudonymizer(pseudonymize_key) if pseudonymize_key is not None else None
+    file_meta = replace(
+        meta,
+        pseudonymized=pseudonymizer is not None,
+        selection=pseudonymizer.selection(meta.selection) if pseudonymizer else meta.selection,
+    )
+    written = 0
+
+    def stream() -> Iterator[ExecutionRecord]:
+        nonlocal written
+        for record in records:
+            written += 1
+            yield pseudonymizer.record(record) if pseudonymizer else record
+
+    export_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(16)
+    file_name = f"{token}.{_download_name(meta, exporter.extension)}"
+    final = export_dir / file_name
+    sidecar = export_dir / f"{token}{SIDECAR_SUFFIX}"
+    leftovers: list[Path] = []
+    try:
+        temp = _temp_path(export_dir)
+        leftovers.append(temp)
+        with _HashingWriter(io.FileIO(temp, "wb")) as out:
+            exporter.write(stream(), file_meta, out, options=options, progress=progress)
+            out.flush()
+            os.fsync(out.fileno())
+            size = os.fstat(out.fileno()).st_size
+            digest = out.digest.hexdigest()
+        if written != meta.record_count:
+            raise ExportFailedError(
+                f"The selection changed during the export: expected {meta.record_count} "
+                f"records, got {written}. Please export again.",
+                format=exporter.format,
+            )
+        leftovers.append(final)
+        os.replace(temp, final)
+        created_at = datetime.now(UTC)
+        result = ExportResult(
+            file_name=file_name,
+            path=final,
+            format=exporter.format,
+            mime_type=exporter.mime_type,
+            size_bytes=size,
+            sha256=digest,
+            record_count=written,
+            created_at=created_at,
+            expires_at=created_at + ttl,
+        )
+        leftovers.append(sidecar)
+        _write_atomic(export_dir, sidecar, _sidecar(result))
+        _fsync_dir(export_dir)
+        if audit_log is not None:
+            _append_audit(
+                audit_log,
+                {
+                    "time": created_at.isoformat(),
+                    "event": "export",
+                    "format": result.format,
+                    "file_name": result.download_name,
+                    "export_ref": hashlib.sha256(token.encode()).hexdigest()[:16],
+                    "record_count": result.record_count,
+                    "size_bytes": result.size_bytes,
+                    "sha256": result.sha256,
+                    "pseudonymized": file_meta.pseudonymized,
+                    "selection": audit_selection_summary(
+                        meta.selection if audit_selection is None else audit_selection
+                    ),
+                    "expires_at": result.expires_at.isoformat(),
+                },
+            )
+    except BaseException as exc:
+        for path in leftovers:
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+        if isinstance(exc, ExportError) or not isinstance(exc, Exception):
+            raise
+        raise ExportFailedError(
+            f"The {exporter.format} export failed ({type(exc).__name__}); no file was kept.",
+            format=exporter.format,
+        ) from exc
+    return result
+
+
+def _load_sidecar(export_dir: Path, token: str) -> ExportResult | None:
+    """The export a sidecar describes, or ``None`` if it is missing or not one of ours."""
+    try:
+        path = export_dir / f"{token}{SIDECAR_SUFFIX}"
+        if path.is_symlink() or not path.is_file():
+            return None
+        if path.stat().st_size > _SIDECAR_MAX_BYTES:
+            return None
+        data = json.loads(path.read_bytes())
+        file_name = data["file_name"]
+        match = FINAL_NAME_PATTERN.fullmatch(file_name) if isinstance(file_name, str) else None
+        if match is None or match["token"] != token:
+            return None
+        result = ExportResult(
+            file_name=file_name,
+            path=export_dir / file_name,
+            format=str(data["format"]),
+            mime_type=str(data["mime_type"]),
+            size_bytes=int(data["size_bytes"]),
+            sha256=str(data["sha256"]),
+            record_count=int(data["record_count"]),
+            created_at=datetime.fromisoformat(data["created_at"]),
+            expires_at=datetime.fromisoformat(data["expires_at"]),
+        )
+        if result.expires_at.tzinfo is None or result.created_at.tzinfo is None:
+            return None
+        return result
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def resolve_export(
+    export_dir: Path, token: str, *, now: datetime | None = None
+) -> ExportResult | None:
+    """The unexpired export behind a download token, or ``None``.
+
+    Only a string of the exact generated shape (22 characters of ``[A-Za-z0-9_-]``) is looked
+    up; anything else (``..``, slashes, a whole file name, a longer string) answers ``None``
+    without touching the file system.
+    """
+    if not isinstance(token, str) or TOKEN_PATTERN.fullmatch(token) is None:
+        return None
+    result = _load_sidecar(export_dir, token)
+    if result is None or result.expires_at <= (now or datetime.now(UTC)):
+        return None
+    if result.path.is_symlink() or not result.path.is_file():
+        return None
+    return result
+
+
+def purge_expired(export_dir: Path, now: datetime | None = None) -> int:
+    """Delete expired exports and stray files; return how many files were deleted.
+
+    Strays are temporary files, data files without a sidecar and unreadable sidecars older than
+    ``STRAY_GRACE`` (left by a process killed mid-export). Files not named like ours are
+    never touched.
+    """
+    now = now or datetime.now(UTC)
+    stray_before = (now - STRAY_GRACE).timestamp()
+    try:
+        entries = list(os.scandir(export_dir))
+    except FileNotFoundError:
+        return 0
+    doomed: set[str] = set()
+    for entry in entries:
+        name = entry.name
+        if (sidecar := _SIDECAR_PATTERN.fullmatch(name)) is not None:
+            result = _load_sidecar(export_dir, sidecar["token"])
+            if result is None:
+                if entry.stat(follow_symlinks=False).st_mtime < stray_before:
+                    doomed.add(name)
+            elif result.expires_at <= now:
+                doomed.update({name, result.file_name})
+        elif (final := FINAL_NAME_PATTERN.fullmatch(name)) is not None:
+            has_sidecar = os.path.lexists(export_dir / f"{final['token']}{SIDECAR_SUFFIX}")
+            if not has_sidecar and entry.stat(follow_symlinks=False).st_mtime < stray_before:
+                doomed.add(name)
+        elif (
+            _TEMP_PATTERN.fullmatch(name) is not None
+            and entry.stat(follow_symlinks=False).st_mtime < stray_before
+        ):
+            doomed.add(name)
+    removed = 0
+    for name in sorted(doomed):
+        try:
+            (export_dir / name).unlink()
+        except FileNotFoundError:
+            continue
+        removed += 1
+    return removed
