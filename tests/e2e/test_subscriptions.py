@@ -191,3 +191,49 @@ def test_shutdown_ends_subscriptions_and_leaves_no_watcher(store: Path, index_pa
         loop.run_until_complete(sub.close())
         loop.close()
     assert not [t for t in threading.enumerate() if t.name == "execgraph-watcher"]
+
+
+def test_export_progress_is_pushed_until_done(
+    populated_store: tuple[Path, list[dict[str, Any]]],
+    index_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from graph import export_jobs
+
+    monkeypatch.setattr(export_jobs, "INLINE_RECORDS", {"PDF": 1})
+
+    async def scenario(http_url: str, ws_url: str) -> None:
+        body = json.dumps(
+            {
+                "query": "mutation { exportExecutions(input: {format: PDF, filter: {}})"
+                " { id status } }"
+            }
+        ).encode()
+        request = urllib.request.Request(
+            f"{http_url}/graphql", data=body, headers={"content-type": "application/json"}
+        )
+        with urllib.request.urlopen(request) as response:
+            job = json.load(response)["data"]["exportExecutions"]
+        sub = await Subscriber.connect(ws_url)
+        await sub.subscribe(
+            "subscription($id: ID!) { exportJobProgress(id: $id)"
+            " { status progress file { url } } }",
+            {"id": job["id"]},
+        )
+        updates = []
+        while True:
+            message = await sub.receive(30.0)
+            if message["type"] == "complete":
+                break
+            assert message["type"] == "next", message
+            updates.append(message["payload"]["data"]["exportJobProgress"])
+        progress = [u["progress"] for u in updates]
+        assert progress == sorted(progress)
+        assert updates[-1]["status"] == "DONE"
+        assert updates[-1]["file"]["url"]
+        assert len(updates) >= 2
+        await sub.close()
+
+    with serve(populated_store[0], index_path, export_dir=tmp_path / "exports") as server:
+        asyncio.run(scenario(server.http_url, server.ws_url))
