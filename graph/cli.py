@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 import uvicorn
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from graph import __version__
+from graph.progress import progress_bar
 from graph.settings import Settings, cache_root
 from storage.index import RecordIndex, StoreNotFoundError
 
@@ -38,17 +37,6 @@ _index_option = click.option(
 )
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        transient=False,
-        disable=not sys.stderr.isatty(),
-    )
-
-
 def _fail(message: str) -> None:
     raise click.ClickException(message)
 
@@ -61,7 +49,7 @@ def sync_index(settings: Settings, *, quiet: bool = False) -> None:
     except StoreNotFoundError as exc:
         _fail(str(exc))
     try:
-        with _progress() as progress:
+        with progress_bar() as progress:
             task = progress.add_task("Indexing records", total=None)
 
             def advance(done: int, total: int) -> None:
@@ -91,7 +79,7 @@ def ensure_demo_store(directory: Path, count: int = DEMO_COUNT) -> None:
     if marker.exists():
         return
     directory.mkdir(parents=True, exist_ok=True)
-    with _progress() as progress:
+    with progress_bar() as progress:
         task = progress.add_task("Writing demo records", total=count)
         write_demo_store(directory, count, progress=lambda n: progress.update(task, completed=n))
     marker.write_text("demo store written by execgraph serve --demo\n", encoding="utf-8")
@@ -105,6 +93,8 @@ def main(log_level: str) -> None:
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # Font subsetting narrates every glyph at INFO; only its warnings matter to users.
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
 
 
 @main.command()
@@ -177,7 +167,7 @@ def demo(store: Path | None, count: int, seed: int, no_malformed: bool) -> None:
         _fail("pass --store DIR")
     assert store is not None
     store.mkdir(parents=True, exist_ok=True)
-    with _progress() as progress:
+    with progress_bar() as progress:
         task = progress.add_task("Writing demo records", total=count)
         summary = write_demo_store(
             store,
@@ -207,3 +197,12 @@ def schema() -> None:
     from graph.schema import print_sdl
 
     click.echo(print_sdl(), nl=False)
+
+
+def _register() -> None:
+    from graph.cli_export import export_command
+
+    main.add_command(export_command)
+
+
+_register()

@@ -221,7 +221,7 @@ class ExportJobs:
             selection=plan.selection,
         )
         return run_export(
-            self._records(plan),
+            self.records(plan),
             format=plan.format,
             meta=meta,
             export_dir=settings.export_path,
@@ -232,7 +232,7 @@ class ExportJobs:
             pseudonymize_key=settings.pseudonym_key_bytes() if plan.pseudonymize else None,
         )
 
-    def _records(self, plan: ExportPlan) -> Iterator[ExecutionRecord]:
+    def records(self, plan: ExportPlan) -> Iterator[ExecutionRecord]:
         """The planned records, read one by one, items narrowed by the item filter."""
         for start in range(0, len(plan.targets), 200):
             chunk = plan.targets[start : start + 200]
