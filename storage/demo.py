@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import multiprocessing
 import os
 import random
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -32,9 +30,10 @@ from typing import Any, Final, TypeVar
 
 from storage.writer_sim import serialize_record
 
-#: End of the default date range (exclusive); the range covers the 60 days before it.
+#: End of the default date range (exclusive); the range covers the 92 days before it, so it
+#: straddles the rename of ``backend_used`` (both spellings appear in demo stores).
 DEFAULT_END: Final = datetime(2026, 2, 1)
-DEFAULT_SPAN: Final = timedelta(days=60)
+DEFAULT_SPAN: Final = timedelta(days=92)
 #: Files written before this date call ``backend_type`` ``backend_used``.
 BACKEND_KEY_RENAMED: Final = datetime(2025, 12, 1)
 #: Files from this date on may contain item types the taxonomy only planned (or never named).
@@ -64,7 +63,7 @@ class _DemoRandom(random.Random):
 
 
 def _weighted(pairs: tuple[tuple[_T, int], ...]) -> tuple[_T, ...]:
-    """A pool to ``rng.choice`` from, each value repeated by its weight (faster than choices)."""
+    """A pool to ``rng.pick`` from, each value repeated by its weight (faster than choices)."""
     return tuple(value for value, weight in pairs for _ in range(weight))
 
 
@@ -289,19 +288,18 @@ _FAILURES: Final = (
 class _Run:
     """Accumulates the items of one record, keeping sequence numbers and the clock consistent."""
 
-    def __init__(self, rng: _DemoRandom, start: datetime, execution_id: str, user: str) -> None:
+    def __init__(self, rng: _DemoRandom, start: datetime, execution_id: str) -> None:
         self.rng = rng
         self.start = start
         self.execution_id = execution_id
-        self.user = user
+        self.user = "anonymous"
         self.session = "default"
         self.elapsed = 0.0
         self.items: list[dict[str, Any]] = []
         self.backend_key = "backend_used" if start < BACKEND_KEY_RENAMED else "backend_type"
         self.mode = _MODES[1] if rng.random() < 0.4 else _MODES[0]
         self.safety_level = rng.pick(_SAFETY_LEVELS)
-        language, self.prompt, self.english = rng.pick(_PROMPT_POOL)
-        self.language = language
+        self.language, self.prompt, self.english = rng.pick(_PROMPT_POOL)
         self.config = rng.pick(_CONFIGS)
         self.used_seed: int | None = None
         self.unknown_extra = start >= NEW_ITEM_TYPES_FROM and rng.random() < 0.07
@@ -716,7 +714,7 @@ def generate_records(
 ) -> Iterator[dict[str, Any]]:
     """Yield ``count`` records in the on-disk shape, the same ones for the same arguments.
 
-    Start times are naive local times in ``[start, end)`` (default: the 60 days before
+    Start times are naive local times in ``[start, end)`` (default: the 92 days before
     2026-02-01), weighted towards school hours on weekdays; execution ids are unique. Users and
     sessions come from a small pool of pseudonyms so that filters group records. Record ``i``
     depends only on the seed, ``i`` and the range: a shorter run yields a prefix of a longer one.
@@ -752,13 +750,13 @@ def _generate(
     seed: int, indices: range, first: datetime, last: datetime
 ) -> Iterator[dict[str, Any]]:
     population = _Population.of(seed)
-    rng = _DemoRandom()
+    rng = _DemoRandom(seed)
     for index in indices:
         rng.seed((seed << 40) + index)
         started = _start_time(rng, first, last)
         execution_id = f"exec_{started:%Y%m%d_%H%M%S}_{population.id_suffix(index)}"
-        run = _Run(rng, started, execution_id, rng.pick(population.users))
-        run.session = rng.pick(population.sessions)
+        run = _Run(rng, started, execution_id)
+        run.user, run.session = rng.pick(population.users), rng.pick(population.sessions)
         rng.pick(_SHAPE_POOL)(run)
         yield run.to_record()
 
@@ -803,6 +801,9 @@ class DemoSummary:
     def malformed_total(self) -> int:
         return sum(self.malformed.values())
 
+    def __str__(self) -> str:
+        return f"{self.valid:,} valid records and {self.malformed_total} malformed files"
+
 
 def write_demo_store(
     directory: Path,
@@ -816,8 +817,8 @@ def write_demo_store(
 
     The files are those of ``generate_records(count, seed=seed)``. ``progress`` is called with
     the number of records written so far, every :data:`PROGRESS_EVERY` records and at the end.
-    Large stores are written by one process per core. The symlink kind points into a hidden
-    sibling directory (``.<name>-outside``) that this function creates next to the store.
+    The symlink kind points into a hidden sibling directory (``.<name>-outside``) that this
+    function creates next to the store.
     """
     if count < 0:
         raise ValueError("count must not be negative")
@@ -835,52 +836,13 @@ def write_demo_store(
     return DemoSummary(valid=valid, malformed=dict.fromkeys(MALFORMED_KINDS, 1))
 
 
-#: Stores at least this large are worth the start-up of worker processes (about 0.2 s each).
-_PARALLEL_FROM = 20_000
-
-
-@dataclass(frozen=True, slots=True)
-class _Chunk:
-    """Records ``start`` to ``stop`` of a seed, to be written by one worker."""
-
-    directory: Path
-    seed: int
-    start: int
-    stop: int
-
-
 def _write_records(
     directory: Path, count: int, seed: int, progress: Callable[[int], None] | None
 ) -> None:
-    chunks = [
-        _Chunk(directory, seed, start, min(start + PROGRESS_EVERY, count))
-        for start in range(0, count, PROGRESS_EVERY)
-    ]
-    workers = _usable_cores() if count >= _PARALLEL_FROM else 1
-    written = 0
-    with contextlib.ExitStack() as stack:
-        results: Iterator[int] = map(_write_chunk, chunks)
-        if workers > 1:
-            context = multiprocessing.get_context("spawn")  # no fork of a threaded server
-            pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=context))
-            results = pool.map(_write_chunk, chunks)
-        for done in results:
-            written += done
-            if progress is not None:
-                progress(written)
-
-
-def _write_chunk(chunk: _Chunk) -> int:
-    first, last = _date_range(None, None)
-    for record in _generate(chunk.seed, range(chunk.start, chunk.stop), first, last):
-        _write_bytes(chunk.directory / f"{record['execution_id']}.json", serialize_record(record))
-    return chunk.stop - chunk.start
-
-
-def _usable_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
+    for written, record in enumerate(generate_records(count, seed=seed), start=1):
+        _write_bytes(directory / f"{record['execution_id']}.json", serialize_record(record))
+        if progress is not None and (written % PROGRESS_EVERY == 0 or written == count):
+            progress(written)
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
