@@ -101,3 +101,17 @@ def write_atomically(path: Path, record: dict[str, Any]) -> None:
 def _flush(stream: BinaryIO) -> None:
     stream.flush()
     os.fsync(stream.fileno())
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Create (or truncate) ``path`` and write ``data`` with plain system calls (mode 0644).
+
+    Faster than ``Path.write_bytes`` for the many small files of a demo store.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
