@@ -49,6 +49,7 @@ _NOTE: Final = (
     "record. Characters no document can carry are shown as \ufffd."
 )
 _IMAGE_WIDTH: Final = Cm(12)
+_ZIP_EPOCH: Final = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip entry can carry
 # Children of w:pPr that the schema puts after w:bidi (ECMA-376 CT_PPrBase order).
 _AFTER_BIDI: Final = (
     "w:adjustRightInd", "w:snapToGrid", "w:spacing", "w:ind", "w:contextualSpacing",
@@ -190,7 +191,7 @@ def _set_direction(paragraph: Paragraph, text: str) -> None:
 
 def _with_fixed_dates(data: bytes, when: datetime) -> bytes:
     """The same zip with every entry dated ``when``, so equal input gives equal bytes."""
-    stamp = (max(when.year, 1980), when.month, when.day, when.hour, when.minute, when.second)
+    stamp = max((when.year, when.month, when.day, when.hour, when.minute, when.second), _ZIP_EPOCH)
     result = io.BytesIO()
     with (
         zipfile.ZipFile(io.BytesIO(data)) as source,

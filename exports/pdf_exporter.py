@@ -41,6 +41,7 @@ from exports.report import (
     Field,
     RunReport,
     build_report,
+    clean_text,
     export_facts,
     export_time,
 )
@@ -117,7 +118,7 @@ def _new_document(meta: ExportMeta) -> _ReportPdf:
     pdf.alias_nb_pages(_PAGE_COUNT)
     pdf.set_creation_date(export_time(meta))
     pdf.set_title("execgraph export")
-    pdf.set_creator(f"execgraph {meta.execgraph_version}")
+    pdf.set_creator(clean_text(f"execgraph {meta.execgraph_version}"))
     pdf.set_lang("en")
     register_fonts(pdf)
     return pdf

@@ -29,6 +29,8 @@ from storage.models import ExecutionItem, ExecutionRecord
 MAX_TEXT_CHARS: Final = 20_000
 #: Longest single field value (facts, metadata, file references): a table row must fit a page.
 MAX_FIELD_CHARS: Final = 1_000
+#: Most lines a field value shows, for the same reason.
+MAX_FIELD_LINES: Final = 20
 #: Longest field label (metadata keys).
 MAX_LABEL_CHARS: Final = 80
 #: Media files a report may embed; anything else is only named.
@@ -384,12 +386,16 @@ def _json(value: Any) -> str:
 
 
 def _label(text: str) -> str:
-    text = clean_text(text)
+    text = " ".join(clean_text(text).split("\n"))
     return text if len(text) <= MAX_LABEL_CHARS else f"{text[:MAX_LABEL_CHARS]}…"
 
 
 def _value(value: object) -> str:
     if value is None:
         return "—"
-    text = value if isinstance(value, str) else _json(value)
-    return shorten(clean_text(text), MAX_FIELD_CHARS)
+    text = clean_text(value if isinstance(value, str) else _json(value))
+    lines = text.split("\n")
+    if len(lines) > MAX_FIELD_LINES:
+        kept = "\n".join(lines[:MAX_FIELD_LINES])
+        text = f"{kept}\n[… {len(lines) - MAX_FIELD_LINES:,} more lines not shown in this report]"
+    return shorten(text, MAX_FIELD_CHARS)

@@ -31,7 +31,7 @@ from tests.exports.test_report import (
     golden_records,
     hostile_record,
 )
-from tests.factory import record, record_dict
+from tests.factory import BASE_TIME, item_dict, record, record_dict
 
 GOLDEN = Path(__file__).parent / "golden" / "report.pdf.txt"
 META = ExportMeta(
@@ -219,6 +219,18 @@ def test_hostile_corpus_does_not_break_the_report() -> None:
     assert "future_item_<b>" in body
     assert "more characters not shown in this report" in body
     assert "Donaudampfschifffahrt" in body
+
+
+def test_tall_field_values_still_fit_a_page() -> None:
+    extra = item_dict(
+        0,
+        "stage_transition",
+        stage=2,
+        at=BASE_TIME,
+        metadata={"lines": "\n" * 5000, "wide": "鯨😀" * 3000, "key" * 100: "x" * 9000},
+    )
+    body = text(export([record(shape="text", extra_items=[extra])]))
+    assert "more lines not shown in this report" in body
 
 
 def test_long_word_is_wrapped_within_the_page() -> None:

@@ -16,6 +16,7 @@ import pytest
 from exports.base import ExportMeta
 from exports.report import (
     MAX_FIELD_CHARS,
+    MAX_FIELD_LINES,
     MAX_TEXT_CHARS,
     Entry,
     RunReport,
@@ -342,3 +343,19 @@ def golden_records() -> list[ExecutionRecord]:
         ),
         record(execution_id="exec_20251103_154500_55555555", shape="error", extra_items=[unknown]),
     ]
+
+
+def test_field_values_are_capped_in_length_and_lines() -> None:
+    extra = item_dict(
+        0,
+        "stage_transition",
+        stage=2,
+        at=BASE_TIME,
+        metadata={"lines": "\n" * 5000, "wide": "鯨" * 5000, "multi\nline\nkey": 1},
+    )
+    report = build_report(record(shape="text", extra_items=[extra]))
+    fields = {f.label: f.value for f in entries(report)[-1].fields}
+    assert fields["metadata.lines"].count("\n") == MAX_FIELD_LINES
+    assert fields["metadata.lines"].endswith("[… 4,981 more lines not shown in this report]")
+    assert fields["metadata.wide"].startswith("鯨" * MAX_FIELD_CHARS + "\n[… 4,000 more")
+    assert fields["metadata.multi line key"] == "1"
