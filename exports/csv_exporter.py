@@ -10,7 +10,9 @@ Encoding and dialect: UTF-8 *without* a byte-order mark, comma separated, ``"``-
 needed, CRLF row ends (RFC 4180), one header row. pandas and R read this as UTF-8 directly; R's
 ``read.csv`` would keep a BOM as part of the first column's name, which is why none is written by
 default. Excel guesses a legacy code page for BOM-less files: use ``CsvExporter(bom=True)`` (or
-Excel's "From Text/CSV" import) for Excel users. Empty cells mean null.
+Excel's "From Text/CSV" import) for Excel users. Empty cells mean null. Cells can be large
+(interception texts run to ~8k characters): Python's ``csv`` module needs
+``csv.field_size_limit`` raised for cells over 128 KiB; pandas and R need nothing.
 
 Spreadsheets execute cells that start with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return
 (CSV or formula injection; prompts are typed by pupils). Text cells starting with one of these are

@@ -111,21 +111,51 @@ class Pseudonymizer:
     def selection(self, selection: Mapping[str, Any]) -> dict[str, Any]:
         """A copy of an export selection with user and session ids replaced by pseudonyms.
 
-        Values under any key naming users (``userIds``, ``user_id``) or sessions are mapped,
-        at any depth, so the selection written into the file names pseudonyms only.
+        Strings under any key naming users (``userIds``, ``user_id``) or sessions are mapped,
+        at any depth; those ids are then also replaced inside every other string of the
+        selection (a search text, say), so the selection written into the file names
+        pseudonyms only.
         """
-        return {key: self._selection_value(key, value) for key, value in selection.items()}
+        found: dict[str, str] = {}
+        self._selection_ids(selection, "", found)
+        scrub = _Scrubber(
+            {
+                raw: pseudonym
+                for raw, pseudonym in found.items()
+                if raw not in PLACEHOLDER_IDS and len(raw) >= MIN_SEARCHED_ID_LENGTH
+            }
+        )
+        return {key: self._selection_value(key, value, scrub) for key, value in selection.items()}
 
-    def _selection_value(self, key: str, value: Any) -> Any:
+    def _id_kind(self, key: str) -> str | None:
         folded = key.lower()
+        return "user" if "user" in folded else "session" if "session" in folded else None
+
+    def _selection_ids(self, value: Any, key: str, found: dict[str, str]) -> None:
         if isinstance(value, Mapping):
-            return {k: self._selection_value(str(k), v) for k, v in value.items()}
+            for k, v in value.items():
+                self._selection_ids(v, str(k), found)
+        elif isinstance(value, list | tuple):
+            for v in value:
+                self._selection_ids(v, key, found)
+        elif isinstance(value, str) and (kind := self._id_kind(key)) is not None:
+            found[value] = self.user(value) if kind == "user" else self.session(value)
+
+    def _selection_value(self, key: str, value: Any, scrub: _Scrubber) -> Any:
+        if isinstance(value, Mapping):
+            return {
+                scrub.text(str(k)): self._selection_value(str(k), v, scrub)
+                for k, v in value.items()
+            }
         if isinstance(value, list | tuple):
-            return [self._selection_value(key, v) for v in value]
-        if isinstance(value, str) and "user" in folded:
-            return self.user(value)
-        if isinstance(value, str) and "session" in folded:
-            return self.session(value)
+            return [self._selection_value(key, v, scrub) for v in value]
+        if isinstance(value, str):
+            kind = self._id_kind(key)
+            if kind == "user":
+                return self.user(value)
+            if kind == "session":
+                return self.session(value)
+            return scrub.text(value)
         return value
 
 

@@ -8,9 +8,10 @@ Exporters only write bytes; this module owns everything around them, without any
   name. On any failure every file this export created is removed, and the error is re-raised as
   ``ExportFailedError`` with a message safe to show (the original is its ``__cause__``).
 * **Unguessable names.** The final name is ``<token>.<download name>``, e.g.
-  ``Qm9v...22 chars.execgraph-2026-11-24-143000.csv``: ``token`` is
-  ``secrets.token_urlsafe(16)`` (128 bits, ``[A-Za-z0-9_-]{22}``), the part after the first dot
-  is what the user should see. Beside it, ``<token>.meta.json`` (written atomically too) records
+  ``kX3v9Qp2LrT0aZb7Yc1D_w.execgraph-2026-11-24-143000.csv``: ``token`` is
+  ``secrets.token_urlsafe(16)`` (128 bits, ``[A-Za-z0-9_-]{22}``, never containing a dot), the
+  part after the first dot is what the user should see (its time is ``meta.exported_at`` as
+  given). Beside it, ``<token>.meta.json`` (written atomically too) records
   format, media type, size, hash, count and expiry.
 * **Downloads.** The route takes only the token from the URL (``/exports/{token}``) and calls
   ``resolve_export(export_dir, token)``: it answers ``None`` (-> 404) unless the token has the

@@ -122,7 +122,14 @@ def test_an_id_containing_the_other_is_replaced_whole() -> None:
 
 
 def test_selection_ids_are_pseudonymised() -> None:
-    selection = {"filter": {"userIds": [USER], "sessionIds": [SESSION], "configNames": ["dada"]}}
+    selection = {
+        "filter": {
+            "userIds": [USER],
+            "sessionIds": [SESSION],
+            "configNames": ["dada"],
+            "text": f"{USER} Wolken",
+        }
+    }
 
     result = Pseudonymizer(KEY).selection(selection)
 
@@ -131,6 +138,7 @@ def test_selection_ids_are_pseudonymised() -> None:
             "userIds": [expected("user", "u_", USER)],
             "sessionIds": [expected("session", "s_", SESSION)],
             "configNames": ["dada"],
+            "text": f"{expected('user', 'u_', USER)} Wolken",
         }
     }
 

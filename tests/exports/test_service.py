@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lxml import etree
 
 from exports import service
 from exports.base import ExportOptions
 from exports.errors import ExportFailedError, MissingPseudonymKeyError, UnknownFormatError
 from exports.pseudonymize import Pseudonymizer
+from exports.registry import xsd_path
 from exports.service import ExportResult, purge_expired, resolve_export, run_export
 from storage.models import ExecutionRecord
 from tests.exports.hostile import HOSTILE_SESSION, HOSTILE_USER, hostile_record
@@ -219,7 +221,13 @@ def test_pseudonymised_exports_contain_no_raw_ids_anywhere(tmp_path: Path, forma
         hostile_record(large=False),
         record(user_id="user_42", session_id="session_7", prompt="user_42 in session_7"),
     ]
-    selection = {"filter": {"userIds": [HOSTILE_USER, "user_42"], "sessionIds": ["session_7"]}}
+    selection = {
+        "filter": {
+            "userIds": [HOSTILE_USER, "user_42"],
+            "sessionIds": ["session_7"],
+            "text": "user_42",
+        }
+    }
 
     result = export(
         tmp_path,
@@ -238,6 +246,9 @@ def test_pseudonymised_exports_contain_no_raw_ids_anywhere(tmp_path: Path, forma
     assert pseudonyms.session(HOSTILE_SESSION).encode() in data
     if format == "JSON":
         assert json.loads(data)["export"]["pseudonymized"] is True
+    if format == "XML":
+        schema = etree.XMLSchema(etree.parse(str(xsd_path())))
+        schema.assertValid(etree.fromstring(data))
 
 
 def test_unpseudonymised_exports_keep_ids_and_say_so(tmp_path: Path) -> None:
