@@ -15,6 +15,7 @@ import click
 import uvicorn
 
 from graph import __version__
+from graph.cli_token import access_environment, check_access
 from graph.progress import progress_bar
 from graph.settings import Settings, cache_root
 from storage.index import RecordIndex, StoreNotFoundError
@@ -112,6 +113,25 @@ def main(log_level: str) -> None:
     show_default=True,
     help="'poll' for network mounts without file-system notifications.",
 )
+@click.option(
+    "--tokens-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="EXECGRAPH_TOKENS_FILE",
+    default=None,
+    help="Require bearer tokens; their hashes are in this file (`execgraph token create`).",
+)
+@click.option(
+    "--insecure-no-auth",
+    is_flag=True,
+    envvar="EXECGRAPH_INSECURE_NO_AUTH",
+    help="Serve without tokens on a non-loopback address (trusted networks only).",
+)
+@click.option(
+    "--production",
+    is_flag=True,
+    envvar="EXECGRAPH_PRODUCTION",
+    help="No field suggestions in errors; introspection only with a valid token.",
+)
 def serve(
     store: Path | None,
     index_path: Path | None,
@@ -120,6 +140,9 @@ def serve(
     port: int,
     workers: int,
     watch_mode: str,
+    tokens_file: Path | None,
+    insecure_no_auth: bool,
+    production: bool,
 ) -> None:
     """Serve the GraphQL API (GraphiQL at http://HOST:PORT/graphql)."""
     if demo:
@@ -131,16 +154,22 @@ def serve(
     env: dict[str, Any] = {"store": store, "host": host, "port": port, "watch_mode": watch_mode}
     if index_path is not None:
         env["index"] = index_path
+    if tokens_file is not None:
+        env["tokens_file"] = tokens_file
+    env.update(insecure_no_auth=insecure_no_auth, production=production)
     try:
         settings = Settings(**env)
     except ValueError as exc:
         _fail(f"invalid settings: {exc}")
+    access = check_access(settings)
     sync_index(settings)
     # Workers rebuild the app from the environment (uvicorn needs an import string for them).
     os.environ["EXECGRAPH_STORE"] = str(settings.store)
     os.environ["EXECGRAPH_INDEX"] = str(settings.index_path)
     os.environ["EXECGRAPH_WATCH_MODE"] = settings.watch_mode
+    os.environ.update(access_environment(settings))
     click.echo(f"GraphiQL: http://{host}:{port}/graphql  (store: {settings.store})", err=True)
+    click.echo(access, err=True)
     uvicorn.run(
         "graph.app:app_from_env",
         factory=True,
@@ -151,6 +180,7 @@ def serve(
         http="auto",
         loop="auto",
         lifespan="on",
+        ws_max_size=settings.max_body_bytes,
     )
 
 
@@ -203,6 +233,12 @@ def _register() -> None:
     from graph.cli_export import export_command
 
     main.add_command(export_command)
+    from graph.cli_bench import bench_command
+
+    main.add_command(bench_command)
+    from graph.cli_token import token_command
+
+    main.add_command(token_command)
 
 
 _register()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 from typing import Any, Final
 
 import orjson
@@ -17,6 +18,13 @@ from graph.errors import BadUserInput
 from storage.query import RunOrder
 
 _MAX_CURSOR: Final = 1024
+_MAX_KEY: Final = 64
+_MAX_NUMBER: Final = 1e300
+_MAX_POSITION: Final = 1 << 31
+
+
+def _valid_id(value: object) -> bool:
+    return isinstance(value, str) and len(value) <= 200
 
 
 def _encode(payload: list[Any]) -> str:
@@ -54,10 +62,19 @@ def decode_run_cursor(cursor: str, order: RunOrder, argument: str) -> tuple[str 
             f"start again without a cursor to page in {order.name}"
         )
     by_time = order in (RunOrder.TIMESTAMP_ASC, RunOrder.TIMESTAMP_DESC)
-    valid_value = isinstance(value, str) if by_time else isinstance(value, int | float)
-    if not valid_value or not isinstance(execution_id, str) or isinstance(value, bool):
+    if by_time:
+        valid_value = isinstance(value, str) and len(value) <= _MAX_KEY
+    else:
+        # SQLite takes 64-bit integers and doubles only: keep sort values in double range.
+        valid_value = (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and abs(value) <= _MAX_NUMBER
+        )
+    if not valid_value or not _valid_id(execution_id):
         raise BadUserInput(f"'{argument}' is not a valid executions cursor")
-    return value, execution_id
+    return (value if by_time else float(value)), execution_id
 
 
 def encode_item_cursor(ts_key: str, execution_id: str, pos: int) -> str:
@@ -73,9 +90,11 @@ def decode_item_cursor(cursor: str, argument: str) -> tuple[str, str, int]:
     _, ts_key, execution_id, pos = payload
     if (
         not isinstance(ts_key, str)
-        or not isinstance(execution_id, str)
+        or len(ts_key) > _MAX_KEY
+        or not _valid_id(execution_id)
         or not isinstance(pos, int)
         or isinstance(pos, bool)
+        or not 0 <= pos < _MAX_POSITION
     ):
         raise BadUserInput(f"'{argument}' is not a valid items cursor")
     return ts_key, execution_id, pos

@@ -4,6 +4,10 @@ The route takes only the token from the URL; ``exports.service.resolve_export`` 
 that is not exactly a generated token, and expired or missing exports, without touching the
 file system for malformed input. A file is only ever downloadable whole: exports are renamed into
 place when complete.
+
+Downloads need the researcher role, like the export itself: the link alone is not enough, since
+links end up in browser histories, chat messages and proxy logs. The XSD is public: it describes
+the format and holds no data.
 """
 
 from __future__ import annotations
@@ -15,13 +19,21 @@ from starlette.responses import FileResponse, JSONResponse, Response
 
 from exports.registry import xsd_path
 from exports.service import resolve_export
+from graph.auth import Role
 from graph.context import AppState
+from graph.middleware import forbidden, unauthenticated
+from graph.permissions import principal_of
 
 
 def download_export(state: AppState) -> Callable[[Request], Awaitable[Response]]:
     """The endpoint for ``GET /exports/{token}``."""
 
     async def endpoint(request: Request) -> Response:
+        principal = principal_of(request)
+        if principal is None:
+            return unauthenticated("downloads need a token: send 'Authorization: Bearer <token>'")
+        if not principal.may(Role.RESEARCHER):
+            return forbidden("downloads need the researcher role (or a higher one)")
         token = request.path_params["token"]
         result = resolve_export(state.settings.export_path, token)
         if result is None:

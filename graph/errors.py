@@ -32,6 +32,30 @@ class NotFound(ExpectedError):
     code = "NOT_FOUND"
 
 
+class Unauthenticated(ExpectedError):
+    """No token, or one this server does not know (send ``Authorization: Bearer <token>``)."""
+
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(ExpectedError):
+    """The token is valid but its role may not do this (the message names the role needed)."""
+
+    code = "FORBIDDEN"
+
+
+class QueryTooComplex(ExpectedError):
+    """The query could return more objects than the server's budget; nothing was executed."""
+
+    code = "QUERY_TOO_COMPLEX"
+
+
+class Timeout(ExpectedError):
+    """The query ran longer than the server allows and was stopped; nothing is returned."""
+
+    code = "TIMEOUT"
+
+
 class SlowConsumer(ExpectedError):
     """A subscription that fell too far behind was ended; subscribe again to resume."""
 

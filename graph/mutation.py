@@ -1,7 +1,8 @@
-"""The Mutation root: exports."""
+"""The Mutation root: exports (role researcher) and index maintenance (role admin)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import datetime
 from enum import Enum
@@ -9,7 +10,9 @@ from typing import Annotated, Any
 
 import strawberry
 
+from graph.auth import Role
 from graph.context import Info
+from graph.permissions import requires
 from graph.types.enums import ExecutionOrder
 from graph.types.export import ExportInput, ExportJob
 from graph.types.inputs import item_criteria, run_filter
@@ -46,12 +49,24 @@ def camel_keys(value: Any) -> Any:
     return value
 
 
-@strawberry.type(description="Changes: exports (the store itself is read only).")
+@strawberry.type(description="What a full index sync found and changed.")
+class SyncResult:
+    scanned: int = strawberry.field(description="Record files listed in the store.")
+    added: int = strawberry.field(description="Runs newly served.")
+    updated: int = strawberry.field(description="Served runs whose file changed.")
+    removed: int = strawberry.field(description="Runs no longer served (file gone or broken).")
+    invalid: int = strawberry.field(description="Files read in this sync that cannot be served.")
+
+
+@strawberry.type(
+    description="Changes: exports and index maintenance (the store itself is read only)."
+)
 class Mutation:
     @strawberry.mutation(
-        description="Export runs as a file. Small exports finish within this call (status "
-        "DONE, file ready); large ones return at once: follow exportJob(id) or the "
-        "exportJobProgress subscription."
+        description="Export runs as a file (role researcher). Small exports finish within this "
+        "call (status DONE, file ready); large ones return at once: follow exportJob(id) or the "
+        "exportJobProgress subscription.",
+        extensions=requires(Role.RESEARCHER),
     )
     async def export_executions(
         self,
@@ -73,3 +88,19 @@ class Mutation:
             selection=selection,
         )
         return ExportJob.from_state(await jobs.start(plan))
+
+    @strawberry.mutation(
+        description="Re-scan the whole store now and bring the index in line with it (role "
+        "admin). The watcher normally does this within a second; use it after restoring files "
+        "or on mounts without change notifications. Subscribers hear of what changed.",
+        extensions=requires(Role.ADMIN),
+    )
+    async def sync_index(self, info: Info) -> SyncResult:
+        report = await asyncio.to_thread(info.context.state.index.sync)
+        return SyncResult(
+            scanned=report.scanned,
+            added=report.added,
+            updated=report.updated,
+            removed=report.removed,
+            invalid=report.invalid,
+        )

@@ -7,7 +7,9 @@ from typing import Annotated
 import strawberry
 
 from graph import resolvers
+from graph.auth import Role
 from graph.context import Info
+from graph.permissions import requires
 from graph.types.connection import ExecutionConnection, ItemConnection
 from graph.types.enums import ExecutionOrder
 from graph.types.execution import Execution
@@ -26,9 +28,14 @@ _LAST = strawberry.argument(
 _BEFORE = strawberry.argument(description="Cursor to page back from (startCursor).")
 
 
-@strawberry.type(description="Read access to the execution records.")
+@strawberry.type(
+    description="Read access to the execution records (role reader; exportJob: researcher)."
+)
 class Query:
-    @strawberry.field(description="One run by its execution id; null when there is no such run.")
+    @strawberry.field(
+        description="One run by its execution id; null when there is no such run.",
+        extensions=requires(Role.READER),
+    )
     def execution(
         self,
         info: Info,
@@ -38,7 +45,10 @@ class Query:
     ) -> Execution | None:
         return resolvers.resolve_execution(info, execution_id)
 
-    @strawberry.field(description="Runs, filtered and ordered, in cursor pages (Relay).")
+    @strawberry.field(
+        description="Runs, filtered and ordered, in cursor pages (Relay).",
+        extensions=requires(Role.READER),
+    )
     def executions(
         self,
         info: Info,
@@ -59,7 +69,8 @@ class Query:
         )
 
     @strawberry.field(
-        description="Items across all runs: newest run first, then in the run's order."
+        description="Items across all runs: newest run first, then in the run's order.",
+        extensions=requires(Role.READER),
     )
     async def items(
         self,
@@ -80,7 +91,10 @@ class Query:
             info, filter, execution_filter, first, after, last, before
         )
 
-    @strawberry.field(description="Figures about the store, and counts for filter sidebars.")
+    @strawberry.field(
+        description="Figures about the store, and counts for filter sidebars.",
+        extensions=requires(Role.READER),
+    )
     def storage_stats(
         self,
         info: Info,
@@ -91,7 +105,10 @@ class Query:
     ) -> StorageStats:
         return resolvers.resolve_storage_stats(info, filter)
 
-    @strawberry.field(description="An export job by id; null when unknown or older than a day.")
+    @strawberry.field(
+        description="An export job by id; null when unknown or older than a day (role researcher).",
+        extensions=requires(Role.RESEARCHER),
+    )
     def export_job(
         self,
         info: Info,
@@ -102,7 +119,10 @@ class Query:
         job = info.context.state.exports.get(str(id))
         return None if job is None else ExportJob.from_state(job)
 
-    @strawberry.field(description="Any object by its global id; null when it does not exist.")
+    @strawberry.field(
+        description="Any object by its global id; null when it does not exist.",
+        extensions=requires(Role.READER),
+    )
     async def node(
         self,
         info: Info,

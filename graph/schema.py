@@ -1,7 +1,13 @@
-"""Assembly of the Strawberry schema from the roots and extensions."""
+"""Assembly of the Strawberry schema from the roots and extensions.
+
+Extension order matters on the way out: extensions listed later finish first, so the limits'
+typed errors (``TIMEOUT``, ``QUERY_TOO_COMPLEX``) replace a result before the masking extension
+looks for unexpected errors to log.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import strawberry
@@ -10,6 +16,7 @@ from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
+from graph.limits import Limits, limit_extensions
 from graph.masking import MaskUnexpectedErrors
 from graph.mutation import Mutation
 from graph.query import Query
@@ -17,29 +24,45 @@ from graph.subscription import Subscription
 from graph.types.execution import Execution, ExecutionItem
 from graph.types.scalars import SCALAR_MAP
 
+_SUGGESTION = re.compile(r"\s*Did you mean\b.*$", re.DOTALL)
+
 
 class ExecgraphSchema(strawberry.Schema):
-    """The schema; errors are logged by the masking extension, once, not here again."""
+    """The schema; errors are logged by the masking extension, once, not here again.
+
+    In production mode every "Did you mean ...?" is cut from error messages (field, argument,
+    type, enum value and input field suggestions alike): they would spell out the schema to a
+    client that may not introspect it.
+    """
+
+    def __init__(self, *args: Any, hide_suggestions: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hide_suggestions = hide_suggestions
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        return None
+        if self.hide_suggestions:
+            for error in errors:
+                error.message = _SUGGESTION.sub("", error.message)
 
 
-def build_schema(**kwargs: Any) -> ExecgraphSchema:
-    """Build the public schema (the one ``schema.graphql`` publishes)."""
+def build_schema(limits: Limits | None = None, **kwargs: Any) -> ExecgraphSchema:
+    """Build the public schema (the one ``schema.graphql`` publishes) enforcing ``limits``."""
+    limits = limits or Limits()
     return ExecgraphSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         types=[Execution, ExecutionItem],
-        config=StrawberryConfig(scalar_map=SCALAR_MAP),
+        config=StrawberryConfig(scalar_map=SCALAR_MAP, disable_field_suggestions=limits.production),
         extensions=[
             MaskUnexpectedErrors,
             lambda: ParserCache(maxsize=256),  # the LRU itself is module-level, shared
             lambda: ValidationCache(maxsize=256),
+            *limit_extensions(limits),
         ],
+        hide_suggestions=limits.production,
         **kwargs,
     )
 

@@ -11,11 +11,11 @@ import hashlib
 import os
 import secrets
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from storage.reader import DEFAULT_MAX_FILE_BYTES
 
@@ -78,6 +78,76 @@ class Settings(BaseSettings):
         default=10.0, gt=0, description="WebSockets without connection_init are closed after this."
     )
     log_level: str = "info"
+
+    # -- access control (see graph.auth) ----------------------------------------------------------
+    tokens_file: Path | None = Field(
+        default=None,
+        description="File of token hashes ('role:sha256hex [label]' per line), written by "
+        "`execgraph token create`; re-read when it changes. Setting it makes tokens required.",
+    )
+    token_hashes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="More token hashes, 'role:sha256hex' separated by commas (for containers). "
+        "Setting any makes tokens required.",
+    )
+    insecure_no_auth: bool = Field(
+        default=False,
+        description="Serve without tokens on a non-loopback address (trusted networks only).",
+    )
+    production: bool = Field(
+        default=False,
+        description="Production mode: no field suggestions ('Did you mean ...') in errors, and "
+        "introspection only for requests with a valid token.",
+    )
+
+    # -- request limits (see graph.limits and graph.middleware) -----------------------------------
+    max_body_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        description="Largest request body (bytes); larger ones get 413 before any parsing.",
+    )
+    max_query_depth: int = Field(
+        default=8,
+        ge=1,
+        description="Deepest field nesting of an operation (root fields are at depth 0; "
+        "introspection fields are bounded separately).",
+    )
+    max_aliases: int = Field(default=30, ge=0, description="Most aliases in one document.")
+    max_tokens: int = Field(
+        default=1000,
+        ge=100,
+        description="Most lexical tokens in one document (parsing stops beyond it); this also "
+        "bounds validation work. GraphiQL's introspection query has ~200, UI queries ~50.",
+    )
+    max_query_cost: int = Field(
+        default=25_000,
+        ge=1,
+        description="Most objects a query may return, counted before execution: page sizes "
+        "(first/last, else the default page size) multiplied along nested lists, "
+        "items_per_execution for each Execution.items.",
+    )
+    items_per_execution: int = Field(
+        default=20,
+        ge=1,
+        description="What Execution.items counts for in the query cost (runs hold ~5-20 items).",
+    )
+    request_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Queries running longer are stopped with TIMEOUT (index work included).",
+    )
+
+    @field_validator("token_hashes", mode="before")
+    @classmethod
+    def _split_hashes(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def tokens_configured(self) -> bool:
+        """Whether clients must present a token (any tokens file or hash is configured)."""
+        return self.tokens_file is not None or bool(self.token_hashes)
 
     @model_validator(mode="after")
     def _page_sizes(self) -> Settings:

@@ -12,9 +12,11 @@ from typing import Annotated
 
 import strawberry
 
+from graph.auth import Role
 from graph.broadcast import EventKind, SlowConsumerError
 from graph.context import Info
 from graph.errors import SlowConsumer
+from graph.permissions import requires
 from graph.types.execution import Execution
 from graph.types.export import ExportJob
 from graph.types.inputs import ExecutionFilter, run_filter
@@ -43,7 +45,8 @@ _FILTER = strawberry.argument(description="Only runs matching this filter (as in
 class Subscription:
     @strawberry.subscription(
         description="Each run once, when its file first becomes a valid record (a file still "
-        "being written is announced when the writer finishes)."
+        "being written is announced when the writer finishes).",
+        extensions=requires(Role.READER),
     )
     async def execution_added(
         self,
@@ -54,7 +57,8 @@ class Subscription:
             yield execution
 
     @strawberry.subscription(
-        description="A served run whose file was rewritten or grew (its new content)."
+        description="A served run whose file was rewritten or grew (its new content).",
+        extensions=requires(Role.READER),
     )
     async def execution_changed(
         self,
@@ -66,7 +70,8 @@ class Subscription:
 
     @strawberry.subscription(
         description="An export job now and after each change of status or progress, until it "
-        "is DONE or FAILED."
+        "is DONE or FAILED (role researcher).",
+        extensions=requires(Role.RESEARCHER),
     )
     async def export_job_progress(
         self,

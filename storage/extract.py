@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from storage.models import ExecutionRecord
-from storage.reader import InvalidRecordError, read_record
+from storage.reader import FileSignature, InvalidRecordError, parse_record, read_file
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +35,10 @@ ItemValues = tuple[Any, ...]
 
 @dataclass(frozen=True, slots=True)
 class Extracted:
-    """The rows of one valid record file."""
+    """The rows of one valid record file, and the signature of the bytes they came from."""
 
     name: str
+    signature: FileSignature
     execution_id: str
     run: RunValues
     items: list[ItemValues]
@@ -57,8 +58,9 @@ def timestamp_key(record: ExecutionRecord) -> str:
     return record.timestamp.replace(tzinfo=None).isoformat(timespec="microseconds")
 
 
-def rows_of(name: str, record: ExecutionRecord, size: int) -> Extracted:
+def rows_of(name: str, record: ExecutionRecord, signature: FileSignature) -> Extracted:
     """The index rows of a validated record."""
+    size = signature.size
     ts = timestamp_key(record)
     duration = record.total_execution_time
     run = (
@@ -95,28 +97,25 @@ def rows_of(name: str, record: ExecutionRecord, size: int) -> Extracted:
         for pos, item in enumerate(record.items)
     ]
     texts = [(pos, item.content) for pos, item in enumerate(record.items) if item.content]
-    return Extracted(name, record.execution_id, run, items, texts)
+    return Extracted(name, signature, record.execution_id, run, items, texts)
 
 
-def extract(store: Path, name: str, size: int, max_bytes: int) -> Extracted | Refused:
+def extract(store: Path, name: str, max_bytes: int) -> Extracted | Refused:
     """Read one file of the store into index rows, or say why it cannot be served."""
     try:
-        record = read_record(store, name, max_bytes=max_bytes)
+        data, signature = read_file(store, name, max_bytes=max_bytes)
+        record = parse_record(data)
     except InvalidRecordError as exc:
         return Refused(name, exc.reason)
-    return rows_of(name, record, size)
+    return rows_of(name, record, signature)
 
 
-def _extract_chunk(
-    store: Path, jobs: Sequence[tuple[str, int]], max_bytes: int
-) -> list[Extracted | Refused]:
-    return [extract(store, name, size, max_bytes) for name, size in jobs]
+def _extract_chunk(store: Path, jobs: Sequence[str], max_bytes: int) -> list[Extracted | Refused]:
+    return [extract(store, name, max_bytes) for name in jobs]
 
 
-def extract_all(
-    store: Path, jobs: Sequence[tuple[str, int]], max_bytes: int
-) -> Iterator[Extracted | Refused]:
-    """Extract every (name, size) job, in order; in worker processes when there are many.
+def extract_all(store: Path, jobs: Sequence[str], max_bytes: int) -> Iterator[Extracted | Refused]:
+    """Extract every named file, in order; in worker processes when there are many.
 
     Workers are forked when this process runs no other thread (the CLI before serving), and
     spawned otherwise (forking a threaded server is unsafe). If workers cannot be started or
@@ -136,5 +135,5 @@ def extract_all(
                     yield from results
         except (BrokenProcessPool, OSError) as exc:
             log.warning("parallel indexing unavailable (%s); reading files inline", exc)
-    for name, size in jobs[done:]:
-        yield extract(store, name, size, max_bytes)
+    for name in jobs[done:]:
+        yield extract(store, name, max_bytes)

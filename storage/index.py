@@ -334,7 +334,7 @@ class RecordIndex:
             for name in changed
             if (problem := listing[name].problem) is not None
         ]
-        jobs = [(n, listing[n].signature.size) for n in changed if listing[n].problem is None]
+        jobs = [name for name in changed if listing[name].problem is None]
         total = len(changed)
         done = 0
         for outcome in extract_all(self.store, jobs, self.max_file_bytes):
@@ -366,10 +366,7 @@ class RecordIndex:
             )
         ]
         listing = {name: entry for name in waiting if (entry := self._stat(name)) is not None}
-        outcomes = [
-            extract(self.store, name, entry.signature.size, self.max_file_bytes)
-            for name, entry in listing.items()
-        ]
+        outcomes = [extract(self.store, name, self.max_file_bytes) for name in listing]
         if outcomes:
             self._store_batch(conn, outcomes, listing, report, set())
 
@@ -483,8 +480,16 @@ class _Batch:
                 self._valid(outcome, prev_eid)
         self.flush()
 
-    def _file(self, name: str, status: int, reason: str | None, eid: str | None) -> None:
-        sig = self.listing[name].signature
+    def _file(
+        self,
+        name: str,
+        status: int,
+        reason: str | None,
+        eid: str | None,
+        signature: FileSignature | None = None,
+    ) -> None:
+        # What was read, when known; else what the listing saw.
+        sig = signature or self.listing[name].signature
         self.files.append((name, sig.size, sig.mtime_ns, sig.inode, status, reason, eid))
 
     def _refused(self, prev_eid: str | None) -> None:
@@ -508,7 +513,9 @@ class _Batch:
                 )
                 took_over = True
             else:
-                self._file(name, STATUS_DUPLICATE, _duplicate_reason(eid, holder), eid)
+                self._file(
+                    name, STATUS_DUPLICATE, _duplicate_reason(eid, holder), eid, outcome.signature
+                )
                 self._refused(prev_eid)
                 return
         rid = self.next_rid
@@ -516,7 +523,7 @@ class _Batch:
         self.runs.append((rid, *outcome.run))
         self.items.extend((rid, *values) for values in outcome.items)
         self.texts.extend(((rid << ITEM_BITS) | pos, text) for pos, text in outcome.texts)
-        self._file(name, STATUS_VALID, None, eid)
+        self._file(name, STATUS_VALID, None, eid, outcome.signature)
         self.holders[eid] = name
         self.freed.discard(eid)
         if prev_eid is None and not took_over:

@@ -112,6 +112,18 @@ def _inner_target(root: Path, link: str) -> str:
 
 def read_bytes(root: Path, name: str, *, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> bytes:
     """Read a record file's bytes, enforcing the size cap before reading it whole."""
+    return read_file(root, name, max_bytes=max_bytes)[0]
+
+
+def read_file(
+    root: Path, name: str, *, max_bytes: int = DEFAULT_MAX_FILE_BYTES
+) -> tuple[bytes, FileSignature]:
+    """Read a record file; return its bytes and the signature of exactly those bytes.
+
+    The signature is taken from the open file after reading, so it describes what was read
+    (not what a directory listing saw earlier). A file whose size differs from what was read is
+    still being written and is refused for now; the next change event reads it again.
+    """
     fd, st = open_in_store(root, name)
     try:
         if st.st_size > max_bytes:
@@ -126,6 +138,7 @@ def read_bytes(root: Path, name: str, *, max_bytes: int = DEFAULT_MAX_FILE_BYTES
                 break
             chunks.append(chunk)
             remaining -= len(chunk)
+        after = os.fstat(fd)
     except OSError as exc:
         raise InvalidRecordError(f"cannot be read ({exc.strerror or 'I/O error'})") from exc
     finally:
@@ -133,7 +146,9 @@ def read_bytes(root: Path, name: str, *, max_bytes: int = DEFAULT_MAX_FILE_BYTES
     data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if len(data) > max_bytes:
         raise InvalidRecordError(f"larger than the {max_bytes:,} byte limit (grew while read)")
-    return data
+    if after.st_size != len(data):
+        raise InvalidRecordError("changed while being read (the writer may still be writing it)")
+    return data, FileSignature(after.st_size, after.st_mtime_ns, after.st_ino)
 
 
 def parse_record(data: bytes) -> ExecutionRecord:

@@ -12,6 +12,8 @@ from typing import Any
 
 import strawberry
 
+from graph.auth import Role
+from graph.permissions import requires
 from storage.query import StatsSource
 
 
@@ -52,9 +54,11 @@ class StorageStats:
         return len(self._get("invalid", self.source.invalid))
 
     @strawberry.field(
-        description="Files that are not served (empty, truncated, malformed, duplicate, ...)."
+        description="Files that are not served (empty, truncated, malformed, duplicate, ...). "
+        "Role admin; for other roles null, with a FORBIDDEN error.",
+        extensions=requires(Role.ADMIN),
     )
-    def invalid_records(self) -> list[InvalidRecord]:
+    def invalid_records(self) -> list[InvalidRecord] | None:
         return [
             InvalidRecord(file_name=name, reason=reason)
             for name, reason in self._get("invalid", self.source.invalid)

@@ -46,6 +46,10 @@ def b64(text: str) -> str:
         (f'before: "{b64(chr(34) * 3)}"', "must be a cursor"),
         ('after: "' + "A" * 5000 + '"', "too long"),
         (
+            f'orderBy: DURATION_ASC, after: "{b64(chr(91) + chr(34) + "r" + chr(34) + ",")}"',
+            "cursor",
+        ),
+        (
             'filter: {since: "2025-12-01T00:00:00", until: "2025-11-01T00:00:00"}',
             "'since' must be earlier",
         ),
@@ -126,3 +130,31 @@ def test_unexpected_errors_are_masked_and_logged(
 def test_syntax_and_validation_errors_reach_the_client(client: TestClient) -> None:
     assert "Syntax Error" in error_of(client, "{ executions(")["message"]
     assert "Cannot query field" in error_of(client, "{ nope }")["message"]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        '["r","DURATION_ASC",123456789012345678901234567890,"x"]',
+        '["r","DURATION_ASC",1e400,"x"]',
+        '["r","TIMESTAMP_DESC","2025","' + "x" * 300 + '"]',
+        '["i","2025","x",123456789012345678901234567890]',
+        '["i","2025","x",-1]',
+        '["i","2025","x",true]',
+    ],
+)
+def test_forged_cursors_never_reach_sqlite_out_of_range(client: TestClient, payload: str) -> None:
+    """A forged cursor is refused, or read as a position in range; never a server error."""
+    cursor = b64(payload)
+    field = "items" if payload.startswith('["i"') else "executions(orderBy: DURATION_ASC"
+    query = (
+        f'{{ items(after: "{cursor}") {{ totalCount }} }}'
+        if field == "items"
+        else f'{{ executions(orderBy: {payload.split(",")[1].strip(chr(34))}, after: "{cursor}")'
+        " { totalCount } }"
+    )
+    body = gql(client, query)
+    for error in body.get("errors", []):
+        assert error["extensions"]["code"] == "BAD_USER_INPUT", error
+    if "errors" not in body:  # a huge duration is a valid (empty) position
+        assert payload.startswith('["r","DURATION_ASC",1234')

@@ -1,0 +1,212 @@
+"""Query limits: what one GraphQL document may ask of the server, checked before it runs.
+
+Strawberry ships none of these switched on. Here, for every operation (HTTP and WebSocket):
+
+* **tokens** (``MaxTokensLimiter``): parsing stops beyond ``max_tokens``;
+* **depth** and **aliases** (``QueryDepthLimiter``, ``MaxAliasesLimiter``) and introspection
+  nesting (graphql-core's ``MaxIntrospectionDepthRule``) are validation rules: an operation over a
+  limit is refused with no resolver run;
+* **cost** (:mod:`graph.cost`): an operation whose answer could hold more than ``max_cost``
+  objects is refused with ``QUERY_TOO_COMPLEX`` before execution (it needs the variables, so it
+  runs as execution starts rather than as a validation rule);
+* **time**: a query running longer than ``timeout_s`` is stopped with ``TIMEOUT``. Resolvers do
+  their SQLite work synchronously on the event loop, where ``asyncio.timeout`` cannot interrupt
+  them, so the request's deadline is also checked by a SQLite progress handler, which aborts a
+  long statement; the connection stays usable for the next request;
+* **production mode**: introspection only with a valid token (field suggestions are removed by
+  :class:`graph.schema.ExecgraphSchema`).
+
+Strawberry's depth and alias limiters build a new rule class in ``__init__``; a factory calling
+them per request would make every request miss the shared ``ValidationCache`` (its key holds the
+rule classes). So each limiter is built once per schema and its rules handed on per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from graphql import ASTValidationRule, GraphQLError, MaxIntrospectionDepthRule
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
+from strawberry.types.graphql import OperationType
+
+from graph.cost import CostModel, query_cost
+from graph.errors import QueryTooComplex, Timeout
+from graph.permissions import principal_of_context
+from graph.settings import Settings
+
+#: SQLite virtual-machine steps between two looks at the deadline (well under a millisecond).
+PROGRESS_STEPS: Final = 1000
+
+_deadline: ContextVar[float | None] = ContextVar("execgraph_deadline", default=None)
+
+
+def _default(name: str) -> Any:
+    return Settings.model_fields[name].default
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The limits of one server; the defaults are :class:`~graph.settings.Settings`' defaults."""
+
+    max_depth: int = _default("max_query_depth")
+    max_aliases: int = _default("max_aliases")
+    max_tokens: int = _default("max_tokens")
+    max_cost: int = _default("max_query_cost")
+    timeout_s: float = _default("request_timeout_s")
+    production: bool = _default("production")
+    cost_model: CostModel = field(
+        default_factory=lambda: CostModel(
+            default_page_size=_default("default_page_size"),
+            max_page_size=_default("max_page_size"),
+            items_per_execution=_default("items_per_execution"),
+        )
+    )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        """The limits configured in ``settings``."""
+        return cls(
+            max_depth=settings.max_query_depth,
+            max_aliases=settings.max_aliases,
+            max_tokens=settings.max_tokens,
+            max_cost=settings.max_query_cost,
+            timeout_s=settings.request_timeout_s,
+            production=settings.production,
+            cost_model=CostModel(
+                default_page_size=settings.default_page_size,
+                max_page_size=settings.max_page_size,
+                items_per_execution=settings.items_per_execution,
+            ),
+        )
+
+
+def limit_extensions(limits: Limits) -> list[Callable[[], SchemaExtension]]:
+    """The schema extensions enforcing ``limits``, as factories (one instance per request)."""
+    rules: list[type[ASTValidationRule]] = [
+        *QueryDepthLimiter(max_depth=limits.max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules,
+        MaxIntrospectionDepthRule,
+    ]
+    return [
+        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
+        lambda: AddValidationRules(rules),
+        lambda: IntrospectionNeedsToken(enabled=limits.production),
+        lambda: CostLimit(limits.max_cost, limits.cost_model),
+        lambda: ExecutionTimeout(limits.timeout_s),
+    ]
+
+
+class _IntrospectionRefused(NoSchemaIntrospectionCustomRule):
+    """graphql-core's rule, with one error whose message and code say what to do."""
+
+    reported = False
+
+    def report_error(self, error: GraphQLError) -> None:
+        if not self.reported:
+            self.reported = True
+            super().report_error(
+                GraphQLError(
+                    "introspection needs a valid token on this server (production mode)",
+                    error.nodes,
+                    extensions={"code": "FORBIDDEN"},
+                )
+            )
+
+
+class IntrospectionNeedsToken(SchemaExtension):
+    """In production mode, refuse ``__schema``/``__type`` to requests without a valid token."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def on_operation(self) -> Iterator[None]:
+        if self.enabled:
+            principal = principal_of_context(self.execution_context.context)
+            if principal is None or not principal.via_token:
+                ctx = self.execution_context
+                ctx.validation_rules = (*ctx.validation_rules, _IntrospectionRefused)
+        yield
+
+
+class CostLimit(SchemaExtension):
+    """Refuse an operation whose answer could hold more than ``max_cost`` objects."""
+
+    def __init__(self, max_cost: int, model: CostModel) -> None:
+        self.max_cost = max_cost
+        self.model = model
+
+    def on_execute(self) -> Iterator[None]:
+        ctx = self.execution_context
+        if ctx.graphql_document is not None:
+            cost = query_cost(
+                ctx.schema._schema,
+                ctx.graphql_document,
+                ctx.operation_name,
+                ctx.variables,
+                self.model,
+            )
+            if cost > self.max_cost:
+                raise QueryTooComplex(
+                    f"this query could return {cost} objects; at most {self.max_cost} are allowed. "
+                    "Ask for smaller pages (first/last; default "
+                    f"{self.model.default_page_size}) or fewer nested lists (each run's items "
+                    f"count {self.model.items_per_execution}).",
+                    cost=cost,
+                    maxCost=self.max_cost,
+                )
+        yield
+
+
+class ExecutionTimeout(SchemaExtension):
+    """Stop a query (not a mutation or subscription) that runs longer than ``seconds``."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        ctx = self.execution_context
+        if ctx.operation_type is not OperationType.QUERY:
+            yield
+            return
+        watch_connection(ctx.context.state.index.reader())
+        deadline = time.monotonic() + self.seconds
+        token = _deadline.set(deadline)
+        try:
+            async with asyncio.timeout(self.seconds):
+                yield
+        except TimeoutError:
+            raise self.timeout() from None
+        finally:
+            _deadline.reset(token)
+        if time.monotonic() > deadline:  # a SQLite statement was aborted, or a resolver blocked
+            raise self.timeout()
+
+    def timeout(self) -> Timeout:
+        return Timeout(
+            f"the query ran longer than {self.seconds:g} s and was stopped; ask for fewer "
+            "runs or items, or a narrower filter",
+            limitSeconds=self.seconds,
+        )
+
+
+def watch_connection(conn: sqlite3.Connection) -> None:
+    """Make statements on ``conn`` abort once the current request's deadline has passed."""
+    conn.set_progress_handler(_past_deadline, PROGRESS_STEPS)
+
+
+def _past_deadline() -> int:
+    deadline = _deadline.get()
+    return int(deadline is not None and time.monotonic() > deadline)

@@ -1,0 +1,1 @@
+"""Hardening suites: fuzzing, hostile input, malformed stores, concurrent writers, load."""
