@@ -75,7 +75,8 @@
       },
       inputValueDeprecation: true,
       isHeadersEditorEnabled: true,
-      shouldPersistHeaders: true,
+      // Tokens typed into the headers editor are not kept in the browser (shared school computers).
+      shouldPersistHeaders: false,
     });
   }
 
