@@ -166,15 +166,20 @@ def create_app(settings: Settings, *, index: RecordIndex | None = None) -> Starl
         state.broadcaster.bind(asyncio.get_running_loop())
         if own_index:
             index.open()
-            report = index.sync()
-            log.info(
-                "index ready: %d files scanned, %d added, %d invalid",
-                report.scanned,
-                report.added,
-                report.invalid,
-            )
+            if settings.startup_sync:
+                report = index.sync()
+                log.info(
+                    "index synced: %d files, %d added, %d changed, %d removed, %d not servable",
+                    report.scanned,
+                    report.added,
+                    report.updated,
+                    report.removed,
+                    report.invalid,
+                )
         if settings.watch:
-            watcher.start()
+            # Without a start-up sync (the CLI synced just before), the watcher catches up
+            # on anything that changed in between, in its own thread.
+            watcher.start(initial_sync=not settings.startup_sync)
         try:
             yield
         finally:

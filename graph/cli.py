@@ -167,6 +167,7 @@ def serve(
     os.environ["EXECGRAPH_STORE"] = str(settings.store)
     os.environ["EXECGRAPH_INDEX"] = str(settings.index_path)
     os.environ["EXECGRAPH_WATCH_MODE"] = settings.watch_mode
+    os.environ["EXECGRAPH_STARTUP_SYNC"] = "false"  # synced just above
     os.environ.update(access_environment(settings))
     click.echo(f"GraphiQL: http://{host}:{port}/graphql  (store: {settings.store})", err=True)
     click.echo(access, err=True)

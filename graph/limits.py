@@ -31,6 +31,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import orjson
 from graphql import ASTValidationRule, GraphQLError, MaxIntrospectionDepthRule
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
@@ -48,7 +49,7 @@ from graph.permissions import principal_of_context
 from graph.settings import Settings
 
 #: SQLite virtual-machine steps between two looks at the deadline (well under a millisecond).
-PROGRESS_STEPS: Final = 1000
+PROGRESS_STEPS: Final = 20_000
 
 _deadline: ContextVar[float | None] = ContextVar("execgraph_deadline", default=None)
 
@@ -141,6 +142,18 @@ class IntrospectionNeedsToken(SchemaExtension):
         yield
 
 
+_COST_CACHE_SIZE: Final = 1024
+_COSTS: dict[tuple[Any, ...], int] = {}
+
+
+def _frozen(variables: Any) -> bytes:
+    """A hashable, order-independent form of the request's variables."""
+    try:
+        return orjson.dumps(variables, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return repr(variables).encode()
+
+
 class CostLimit(SchemaExtension):
     """Refuse an operation whose answer could hold more than ``max_cost`` objects."""
 
@@ -151,13 +164,20 @@ class CostLimit(SchemaExtension):
     def on_execute(self) -> Iterator[None]:
         ctx = self.execution_context
         if ctx.graphql_document is not None:
-            cost = query_cost(
-                ctx.schema._schema,
-                ctx.graphql_document,
-                ctx.operation_name,
-                ctx.variables,
-                self.model,
-            )
+            # The same query with the same variables always costs the same: count it once.
+            key = (ctx.query, ctx.operation_name, _frozen(ctx.variables), self.model)
+            cost = _COSTS.get(key)
+            if cost is None:
+                cost = query_cost(
+                    ctx.schema._schema,
+                    ctx.graphql_document,
+                    ctx.operation_name,
+                    ctx.variables,
+                    self.model,
+                )
+                if len(_COSTS) >= _COST_CACHE_SIZE:
+                    _COSTS.clear()
+                _COSTS[key] = cost
             if cost > self.max_cost:
                 raise QueryTooComplex(
                     f"this query could return {cost} objects; at most {self.max_cost} are allowed. "

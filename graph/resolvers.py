@@ -131,20 +131,29 @@ async def resolve_items(
     conn = info.context.state.index.reader()
     page = list_items(conn, crit, flt, request)
     runs: dict[str, Execution] = {}
-    edges = []
     for ref in page.rows:
-        execution = runs.get(ref.run.execution_id)
-        if execution is None:
-            execution = runs[ref.run.execution_id] = Execution.from_row(ref.run)
-        record = await execution.record(info)
-        if ref.pos >= len(record.items):
-            continue
-        edges.append(
-            ItemEdge(
-                cursor=encode_item_cursor(*ref.key),
-                node=ExecutionItem.build(execution, record, ref.pos),
-            )
+        if ref.run.execution_id not in runs:
+            runs[ref.run.execution_id] = Execution.from_row(ref.run)
+    # One batch for the whole page: each file read once, one turn of the event loop.
+    records = dict(
+        zip(
+            runs,
+            await info.context.records.load_many(
+                [(eid, execution.row.file_name) for eid, execution in runs.items()]
+            ),
+            strict=True,
         )
+    )
+    edges = [
+        ItemEdge(
+            cursor=encode_item_cursor(*ref.key),
+            node=ExecutionItem.build(
+                runs[ref.run.execution_id], records[ref.run.execution_id], ref.pos
+            ),
+        )
+        for ref in page.rows
+        if ref.pos < len(records[ref.run.execution_id].items)
+    ]
     return ItemConnection(
         edges=edges,
         page_info=PageInfo(

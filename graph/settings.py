@@ -47,7 +47,12 @@ class Settings(BaseSettings):
     )
     poll_interval_ms: int = Field(default=300, ge=50)
     rescan_interval_s: float = Field(
-        default=60.0, ge=1.0, description="Full rescan as a safety net for missed notifications."
+        default=300.0, ge=1.0, description="Full rescan as a safety net for missed notifications."
+    )
+    startup_sync: bool = Field(
+        default=True,
+        description="Sync the index before serving; `execgraph serve` syncs first (with a "
+        "progress bar) and lets its workers skip this.",
     )
     export_dir: Path | None = Field(
         default=None,

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from storage.extract import Extracted, Refused, extract, extract_all
 from storage.reader import DEFAULT_MAX_FILE_BYTES, FileSignature, is_record_name
@@ -71,12 +71,11 @@ class SyncReport:
         return bool(self.added or self.updated or self.removed or self.invalid)
 
 
-@dataclass(frozen=True, slots=True)
-class _Entry:
+class _Entry(NamedTuple):
     """One directory entry as listed: its signature, or why it cannot even be stat'ed."""
 
     signature: FileSignature
-    problem: str | None = None
+    problem: str | None
 
 
 class RecordIndex:
@@ -135,7 +134,7 @@ class RecordIndex:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=30000")
-        conn.execute("PRAGMA cache_size=-32000")
+        conn.execute("PRAGMA cache_size=-8000")
         conn.execute("PRAGMA temp_store=MEMORY")
         return conn
 
@@ -209,10 +208,8 @@ class RecordIndex:
             listing = self._scan()
             conn = self._require_writer()
             known = {
-                name: FileSignature(size, mtime, inode)
-                for name, size, mtime, inode in conn.execute(
-                    "SELECT name, size, mtime_ns, inode FROM files"
-                )
+                row[0]: row[1:]
+                for row in conn.execute("SELECT name, size, mtime_ns, inode FROM files")
             }
             changed = sorted(
                 name for name, entry in listing.items() if known.get(name) != entry.signature
@@ -303,7 +300,8 @@ class RecordIndex:
         return self._entry(name, None)
 
     def _entry(self, name: str, dirent: os.DirEntry[str] | None) -> _Entry | None:
-        path = self.store / name
+        # The hot path of every sync (100,000 calls): no Path objects, plain tuples.
+        path = os.path.join(self.store, name)
         try:
             st = dirent.stat() if dirent is not None else os.stat(path)
         except FileNotFoundError:
@@ -314,7 +312,7 @@ class RecordIndex:
             return _Entry(FileSignature(0, lst.st_mtime_ns, lst.st_ino), "broken symbolic link")
         except OSError as exc:
             return _Entry(FileSignature(0, 0, 0), f"cannot be read ({exc.strerror})")
-        return _Entry(FileSignature(st.st_size, st.st_mtime_ns, st.st_ino))
+        return _Entry(FileSignature(st.st_size, st.st_mtime_ns, st.st_ino), None)
 
     def _apply(
         self,

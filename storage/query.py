@@ -431,9 +431,11 @@ def list_items(
         order_sql = "r.ts ASC, r.execution_id ASC, i.pos DESC"
     else:
         order_sql = "r.ts DESC, r.execution_id DESC, i.pos ASC"
+    # CROSS JOIN makes SQLite walk runs in time order (their index) and look up each run's
+    # items by key, instead of sorting every matching item: 1 ms instead of 100 ms at 100k.
     sql = (
-        f"SELECT {_RUN_COLUMNS}, i.pos FROM items i JOIN runs r ON r.rid = i.rid "
-        f"{_where(bound_where)} ORDER BY {order_sql} LIMIT ?"
+        f"SELECT {_RUN_COLUMNS}, i.pos FROM runs r CROSS JOIN items i "
+        f"{_where(['i.rid = r.rid', *bound_where])} ORDER BY {order_sql} LIMIT ?"
     )
     refs = [
         ItemRef(RunRow.from_row(row[:-1]), row[-1])

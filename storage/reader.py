@@ -15,9 +15,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, NamedTuple
 
 import orjson
 from pydantic import ValidationError
@@ -41,9 +40,11 @@ class InvalidRecordError(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True, slots=True)
-class FileSignature:
-    """What identifies one version of a file: if any of it changes, the file is read again."""
+class FileSignature(NamedTuple):
+    """What identifies one version of a file: if any of it changes, the file is read again.
+
+    A tuple, so that comparing 100,000 of them against the index costs next to nothing.
+    """
 
     size: int
     mtime_ns: int

@@ -40,12 +40,14 @@ class StoreWatcher:
         self.rescan_interval_s = rescan_interval_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._initial_sync = False
 
-    def start(self) -> None:
-        """Start the background thread (idempotent)."""
+    def start(self, *, initial_sync: bool = False) -> None:
+        """Start the background thread (idempotent); optionally sync the whole store first."""
         if self._thread is not None:
             return
         self._stop.clear()
+        self._initial_sync = initial_sync
         self._thread = threading.Thread(target=self._run, name="execgraph-watcher", daemon=True)
         self._thread.start()
 
@@ -85,6 +87,9 @@ class StoreWatcher:
                 raise_interrupt=False,
                 ignore_permission_denied=True,
             ):
+                if self._initial_sync:  # after notifications are on: nothing slips through
+                    self._initial_sync = False
+                    self._sync(None)
                 names = {Path(path).name for _, path in changes}
                 if names:
                     self._sync(names)
