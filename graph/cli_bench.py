@@ -7,6 +7,7 @@ once into the user cache and reused, so a second run starts measuring at once.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from dataclasses import replace
@@ -66,6 +67,7 @@ def bench_command(
     """Benchmark the server on stores of 1,000 to 100,000 generated records."""
     # Imported here: the benchmark pulls in Strawberry and the app, which other commands
     # (and the server's own start) should not pay for.
+    from graph.bench.exports import measure_exports, render_exports
     from graph.bench.report import evaluate, render
     from graph.bench.runner import BenchConfig, run_benchmark
 
@@ -84,8 +86,13 @@ def bench_command(
         click.echo(f"[bench] {message}", err=True)
 
     result = run_benchmark(config, log)
+    log("measuring exports")
+    figures = measure_exports(
+        records=2_000 if quick else 10_000, report_runs=20 if quick else 100, seed=seed
+    )
     targets = evaluate(result)
     document = result.to_json()
+    document["exports"] = dataclasses.asdict(figures)
     document["targets"] = [
         {
             "key": t.key,
@@ -105,6 +112,7 @@ def bench_command(
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(document, indent=2, allow_nan=True) + "\n", encoding="utf-8")
     click.echo(render(result, targets))
+    click.echo("\n" + render_exports(figures))
     click.echo(f"\nresults: {output}", err=True)
     if fail_on_miss and any(t.status == "miss" for t in targets):
         sys.exit(1)

@@ -234,3 +234,23 @@ def test_bench_command_is_registered_and_checks_its_sizes() -> None:
     bad = runner.invoke(main, ["bench", "--sizes", "ten"])
     assert bad.exit_code == 2
     assert "comma-separated" in bad.output
+
+
+def test_export_figures_cover_every_measured_format() -> None:
+    from graph.bench.exports import measure_exports, render_exports
+
+    figures = measure_exports(records=40, report_runs=2)
+    assert figures.jsonl_records_per_s > 0
+    assert figures.csv_records_per_s > 0
+    assert figures.pdf_s > 0
+    assert figures.docx_s > 0
+    assert 0 < figures.jsonl_peak_mb < 50
+    text = render_exports(figures)
+    for needle in (
+        "JSONL over 40",
+        "CSV over 40",
+        "PDF of 2 runs",
+        "DOCX of 2 runs",
+        "peak memory",
+    ):
+        assert needle in text
