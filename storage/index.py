@@ -399,31 +399,6 @@ class RecordIndex:
         with conn:
             _Batch(conn, listing, report, freed).store(outcomes)
 
-    # -- lookups used by loaders ----------------------------------------------------------
-
-    def file_of(self, execution_id: str) -> str | None:
-        """The store file name serving ``execution_id``, or None."""
-        row = (
-            self.reader()
-            .execute("SELECT file_name FROM runs WHERE execution_id = ?", (execution_id,))
-            .fetchone()
-        )
-        return None if row is None else str(row[0])
-
-    def files_of(self, execution_ids: Iterable[str]) -> dict[str, str]:
-        """File names serving each of ``execution_ids`` (absent ids are left out)."""
-        ids = list(dict.fromkeys(execution_ids))
-        found: dict[str, str] = {}
-        conn = self.reader()
-        for chunk in _chunks(ids, 500):
-            marks = ",".join("?" * len(chunk))
-            for eid, name in conn.execute(
-                f"SELECT execution_id, file_name FROM runs WHERE execution_id IN ({marks})",
-                chunk,
-            ):
-                found[eid] = name
-        return found
-
 
 class _Batch:
     """One transaction's worth of read files: decisions per file, rows inserted in bulk."""
