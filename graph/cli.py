@@ -19,6 +19,7 @@ from graph.cli_token import access_environment, check_access
 from graph.progress import progress_bar
 from graph.settings import Settings, cache_root
 from storage.index import RecordIndex, StoreNotFoundError
+from storage.query import StatsSource
 
 DEMO_COUNT = 400
 
@@ -57,12 +58,16 @@ def sync_index(settings: Settings, *, quiet: bool = False) -> None:
                 progress.update(task, completed=done, total=total)
 
             report = index.sync(advance)
+        stats = StatsSource(index.reader())
+        served, invalid = stats.totals()[0], len(stats.invalid())
     finally:
         index.close()
     if not quiet:
         click.echo(
-            f"Index {settings.index_path}: {report.scanned} files, {report.added} added, "
-            f"{report.updated} updated, {report.removed} removed, {report.invalid} not servable.",
+            f"Index {settings.index_path}: {report.scanned} files scanned; this sync "
+            f"{report.added} added, {report.updated} updated, {report.removed} removed; "
+            f"{served} runs served, {invalid} files not servable "
+            "(storageStats { invalidRecords } says why).",
             err=True,
         )
 

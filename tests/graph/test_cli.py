@@ -26,7 +26,7 @@ def test_index_command_builds_the_index(
     )
     assert result.exit_code == 0, result.output
     assert "60 added" in result.output
-    assert "2 not servable" in result.output
+    assert "60 runs served, 2 files not servable" in result.output
     assert index_path.exists()
 
 
