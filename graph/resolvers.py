@@ -30,6 +30,7 @@ from graph.types.inputs import ExecutionFilter, ItemFilter, item_criteria, run_f
 from graph.types.node import Node, from_global_id
 from graph.types.stats import StorageStats
 from storage.query import (
+    Page,
     PageRequest,
     RunFilter,
     StatsSource,
@@ -75,6 +76,16 @@ def page_request(
     )
 
 
+def page_info(page: Page[Any], cursors: list[str]) -> PageInfo:
+    """The Relay PageInfo of a page whose edges carry ``cursors``."""
+    return PageInfo(
+        has_next_page=page.next_exists(),
+        has_previous_page=page.previous_exists(),
+        start_cursor=cursors[0] if cursors else None,
+        end_cursor=cursors[-1] if cursors else None,
+    )
+
+
 def _cached_count(
     info: Info, key: tuple[Any, ...], compute: Callable[[], int]
 ) -> Callable[[], int]:
@@ -106,12 +117,7 @@ def resolve_executions(
         )
     return ExecutionConnection(
         edges=edges,
-        page_info=PageInfo(
-            has_next_page=page.next_exists(),
-            has_previous_page=page.previous_exists(),
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
-        ),
+        page_info=page_info(page, [edge.cursor for edge in edges]),
         count=_cached_count(info, ("runs", flt), lambda: count_runs(conn, flt)),
     )
 
@@ -156,12 +162,7 @@ async def resolve_items(
     ]
     return ItemConnection(
         edges=edges,
-        page_info=PageInfo(
-            has_next_page=page.next_exists(),
-            has_previous_page=page.previous_exists(),
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
-        ),
+        page_info=page_info(page, [edge.cursor for edge in edges]),
         count=_cached_count(info, ("items", crit, flt), lambda: count_items(conn, crit, flt)),
     )
 
