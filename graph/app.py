@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
@@ -102,6 +104,17 @@ class ExecgraphGraphQL(GraphQL[Context, None]):
                 "UNSUPPORTED_MEDIA_TYPE",
             )
         return None
+
+    def encode_json(self, data: object) -> bytes:
+        """Responses are serialised by orjson (several times faster than :mod:`json`).
+
+        orjson refuses integers beyond 64 bits, which a record's free-form ``metadata`` may
+        hold; such a response is serialised by :mod:`json` instead.
+        """
+        try:
+            return orjson.dumps(data)
+        except TypeError:
+            return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
         # Queries never run over GET, so a browser's GET always gets the page (a link carrying

@@ -34,13 +34,7 @@ from typing import Any, Final
 import orjson
 from graphql import ASTValidationRule, GraphQLError, MaxIntrospectionDepthRule
 from graphql.validation import NoSchemaIntrospectionCustomRule
-from strawberry.extensions import (
-    AddValidationRules,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    QueryDepthLimiter,
-    SchemaExtension,
-)
+from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.types.graphql import OperationType
 
 from graph.cost import CostModel, query_cost
@@ -95,19 +89,18 @@ class Limits:
 
 
 def limit_extensions(limits: Limits) -> list[Callable[[], SchemaExtension]]:
-    """The schema extensions enforcing ``limits``, as factories (one instance per request)."""
-    rules: list[type[ASTValidationRule]] = [
+    """The schema extension enforcing ``limits``, as a factory (one instance per request).
+
+    One extension rather than one per limit: Strawberry wraps every hook of every extension on
+    every request, and that bookkeeping was most of what ``{ __typename }`` cost beyond the bare
+    stack.
+    """
+    rules: tuple[type[ASTValidationRule], ...] = (
         *QueryDepthLimiter(max_depth=limits.max_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules,
         MaxIntrospectionDepthRule,
-    ]
-    return [
-        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        lambda: AddValidationRules(rules),
-        lambda: IntrospectionNeedsToken(enabled=limits.production),
-        lambda: CostLimit(limits.max_cost, limits.cost_model),
-        lambda: ExecutionTimeout(limits.timeout_s),
-    ]
+    )
+    return [lambda: QueryGuard(limits, rules)]
 
 
 class _IntrospectionRefused(NoSchemaIntrospectionCustomRule):
@@ -127,21 +120,6 @@ class _IntrospectionRefused(NoSchemaIntrospectionCustomRule):
             )
 
 
-class IntrospectionNeedsToken(SchemaExtension):
-    """In production mode, refuse ``__schema``/``__type`` to requests without a valid token."""
-
-    def __init__(self, *, enabled: bool) -> None:
-        self.enabled = enabled
-
-    def on_operation(self) -> Iterator[None]:
-        if self.enabled:
-            principal = principal_of_context(self.execution_context.context)
-            if principal is None or not principal.via_token:
-                ctx = self.execution_context
-                ctx.validation_rules = (*ctx.validation_rules, _IntrospectionRefused)
-        yield
-
-
 _COST_CACHE_SIZE: Final = 1024
 _COSTS: dict[tuple[Any, ...], int] = {}
 
@@ -154,58 +132,38 @@ def _frozen(variables: Any) -> bytes:
         return repr(variables).encode()
 
 
-class CostLimit(SchemaExtension):
-    """Refuse an operation whose answer could hold more than ``max_cost`` objects."""
+class QueryGuard(SchemaExtension):
+    """Every limit of one request: tokens, validation rules, introspection, cost and time."""
 
-    def __init__(self, max_cost: int, model: CostModel) -> None:
-        self.max_cost = max_cost
-        self.model = model
+    def __init__(self, limits: Limits, rules: tuple[type[ASTValidationRule], ...]) -> None:
+        self.limits = limits
+        self.rules = rules
 
-    def on_execute(self) -> Iterator[None]:
+    def on_operation(self) -> Iterator[None]:
         ctx = self.execution_context
-        if ctx.graphql_document is not None:
-            # The same query with the same variables always costs the same: count it once.
-            key = (ctx.query, ctx.operation_name, _frozen(ctx.variables), self.model)
-            cost = _COSTS.get(key)
-            if cost is None:
-                cost = query_cost(
-                    ctx.schema._schema,
-                    ctx.graphql_document,
-                    ctx.operation_name,
-                    ctx.variables,
-                    self.model,
-                )
-                if len(_COSTS) >= _COST_CACHE_SIZE:
-                    _COSTS.clear()
-                _COSTS[key] = cost
-            if cost > self.max_cost:
-                raise QueryTooComplex(
-                    f"this query could return {cost} objects; at most {self.max_cost} are allowed. "
-                    "Ask for smaller pages (first/last; default "
-                    f"{self.model.default_page_size}) or fewer nested lists (each run's items "
-                    f"count {self.model.items_per_execution}).",
-                    cost=cost,
-                    maxCost=self.max_cost,
-                )
+        # The parser stops beyond max_tokens (on a parser-cache miss; a cached document was
+        # parsed under the same limit).
+        ctx.parse_options["max_tokens"] = self.limits.max_tokens
+        rules = self.rules
+        if self.limits.production:
+            principal = principal_of_context(ctx.context)
+            if principal is None or not principal.via_token:
+                rules = (*rules, _IntrospectionRefused)
+        ctx.validation_rules = (*ctx.validation_rules, *rules)
         yield
-
-
-class ExecutionTimeout(SchemaExtension):
-    """Stop a query (not a mutation or subscription) that runs longer than ``seconds``."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
 
     async def on_execute(self) -> AsyncIterator[None]:
         ctx = self.execution_context
+        self.check_cost()
         if ctx.operation_type is not OperationType.QUERY:
-            yield
+            yield  # mutations and subscriptions are not cut short
             return
+        seconds = self.limits.timeout_s
         watch_connection(ctx.context.state.index.reader())
-        deadline = time.monotonic() + self.seconds
+        deadline = time.monotonic() + seconds
         token = _deadline.set(deadline)
         try:
-            async with asyncio.timeout(self.seconds):
+            async with asyncio.timeout(seconds):
                 yield
         except TimeoutError:
             raise self.timeout() from None
@@ -214,11 +172,38 @@ class ExecutionTimeout(SchemaExtension):
         if time.monotonic() > deadline:  # a SQLite statement was aborted, or a resolver blocked
             raise self.timeout()
 
+    def check_cost(self) -> None:
+        """Refuse an operation whose answer could hold more than ``max_cost`` objects."""
+        ctx = self.execution_context
+        if ctx.graphql_document is None:
+            return
+        model, max_cost = self.limits.cost_model, self.limits.max_cost
+        # The same query with the same variables always costs the same: count it once.
+        key = (ctx.query, ctx.operation_name, _frozen(ctx.variables), model)
+        cost = _COSTS.get(key)
+        if cost is None:
+            cost = query_cost(
+                ctx.schema._schema, ctx.graphql_document, ctx.operation_name, ctx.variables, model
+            )
+            if len(_COSTS) >= _COST_CACHE_SIZE:
+                _COSTS.clear()
+            _COSTS[key] = cost
+        if cost > max_cost:
+            raise QueryTooComplex(
+                f"this query could return {cost} objects; at most {max_cost} are allowed. "
+                "Ask for smaller pages (first/last; default "
+                f"{model.default_page_size}) or fewer nested lists (each run's items "
+                f"count {model.items_per_execution}).",
+                cost=cost,
+                maxCost=max_cost,
+            )
+
     def timeout(self) -> Timeout:
+        seconds = self.limits.timeout_s
         return Timeout(
-            f"the query ran longer than {self.seconds:g} s and was stopped; ask for fewer "
+            f"the query ran longer than {seconds:g} s and was stopped; ask for fewer "
             "runs or items, or a narrower filter",
-            limitSeconds=self.seconds,
+            limitSeconds=seconds,
         )
 
 

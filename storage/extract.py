@@ -121,9 +121,9 @@ def extract_all(store: Path, jobs: Sequence[str], max_bytes: int) -> Iterator[Ex
     spawned otherwise (forking a threaded server is unsafe). If workers cannot be started or
     die, the remaining files are read inline: the result is the same, only slower.
     """
-    workers = min(os.cpu_count() or 1, 4)
+    workers = min((os.cpu_count() or 1) - 1, 4)  # the calling process inserts meanwhile
     done = 0
-    if len(jobs) >= PARALLEL_THRESHOLD and workers >= 2:
+    if len(jobs) >= PARALLEL_THRESHOLD and workers >= 1:
         method = "fork" if threading.active_count() == 1 and os.name == "posix" else "spawn"
         chunks = [jobs[i : i + _CHUNK] for i in range(0, len(jobs), _CHUNK)]
         try:

@@ -34,10 +34,12 @@ from storage.reader import DEFAULT_MAX_FILE_BYTES, FileSignature, is_record_name
 from storage.schema import (
     DDL,
     FORMAT_VERSION,
+    INDEX_DDL,
     ITEM_BITS,
     STATUS_DUPLICATE,
     STATUS_INVALID,
     STATUS_VALID,
+    TABLE_DDL,
 )
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,10 @@ ProgressCallback = Callable[[int, int], None]
 """Called as ``progress(done, total)`` while files are read."""
 
 _BATCH: Final = 1000
+
+#: A sync of at least this many files into an empty index builds a new index file (see
+#: :meth:`RecordIndex._build_anew`) instead of inserting into the open one.
+BULK_THRESHOLD: Final = 3000
 
 
 class StoreNotFoundError(Exception):
@@ -169,18 +175,20 @@ class RecordIndex:
             return None
         return dict(conn.execute("SELECT key, value FROM meta").fetchall())
 
-    def _create(self, conn: sqlite3.Connection) -> None:
+    def _create(self, conn: sqlite3.Connection, ddl: str = DDL) -> None:
         with conn:
-            conn.executescript(DDL)
+            conn.executescript(ddl)
             conn.executemany(
                 "INSERT INTO meta (key, value) VALUES (?, ?)",
                 [("format_version", FORMAT_VERSION), ("store", str(self._store_real))],
             )
 
     def _discard_file(self) -> None:
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(f"{self.index_path}{suffix}")
+        _remove_database(str(self.index_path))
+        _remove_database(self._building_path())
+
+    def _building_path(self) -> str:
+        return f"{self.index_path}.building"
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -211,14 +219,62 @@ class RecordIndex:
                 row[0]: row[1:]
                 for row in conn.execute("SELECT name, size, mtime_ns, inode FROM files")
             }
-            changed = sorted(
-                name for name, entry in listing.items() if known.get(name) != entry.signature
-            )
-            removed = sorted(name for name in known if name not in listing)
             report = SyncReport(scanned=len(listing))
-            self._apply(changed, removed, listing, report, progress)
+            if not known and len(listing) >= BULK_THRESHOLD and not self._all_readers:
+                self._build_anew(listing, report, progress)
+            else:
+                changed = sorted(
+                    name for name, entry in listing.items() if known.get(name) != entry.signature
+                )
+                removed = sorted(name for name in known if name not in listing)
+                self._apply(conn, changed, removed, listing, report, progress)
         self._publish(report)
         return report
+
+    def _build_anew(
+        self, listing: dict[str, _Entry], report: SyncReport, progress: ProgressCallback | None
+    ) -> None:
+        """Index a whole store into a new file, then put it in place of the empty index.
+
+        The cold build of a large store: the new file is written without a journal or fsyncs
+        between batches (a crash leaves only a ``.building`` file, deleted on the next try),
+        and the secondary indexes are created once the rows are in (one sort each instead of a
+        B-tree update per row). The rows and decisions are exactly those of an incremental
+        sync (:meth:`_apply`); only the file is written differently. Runs only while no reader
+        connection is open, so that nobody is left looking at the replaced file.
+        """
+        building = self._building_path()
+        _remove_database(building)
+        conn = sqlite3.connect(building, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA journal_mode=OFF")
+            conn.execute("PRAGMA synchronous=OFF")
+            conn.execute("PRAGMA cache_size=-32000")
+            conn.execute("PRAGMA temp_store=MEMORY")
+            self._create(conn, TABLE_DDL)
+            self._apply(conn, sorted(listing), [], listing, report, progress)
+            with conn:
+                conn.executescript(INDEX_DDL)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.close()
+            # The new file must be on disk before it replaces the old one.
+            fd = os.open(building, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except BaseException:
+            conn.close()
+            _remove_database(building)
+            raise
+        self._require_writer().close()
+        self._writer = None
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(f"{self.index_path}{suffix}")
+        os.replace(building, self.index_path)
+        _fsync_directory(self.index_path.parent)
+        self._writer = self._connect_checked()
 
     def add_listener(self, listener: Callable[[SyncReport], None]) -> None:
         """Call ``listener(report)`` after every sync that changed what queries see.
@@ -270,7 +326,7 @@ class RecordIndex:
                 if conn.execute("SELECT 1 FROM files WHERE name = ?", (name,)).fetchone()
             ]
             report = SyncReport(scanned=len(listing))
-            self._apply(changed, removed, listing, report, None)
+            self._apply(conn, changed, removed, listing, report, None)
         finally:
             self._write_lock.release()
         self._publish(report)
@@ -316,13 +372,13 @@ class RecordIndex:
 
     def _apply(
         self,
+        conn: sqlite3.Connection,
         changed: list[str],
         removed: list[str],
         listing: dict[str, _Entry],
         report: SyncReport,
         progress: ProgressCallback | None,
     ) -> None:
-        conn = self._require_writer()
         freed: set[str] = set()
         with conn:
             for name in removed:
@@ -520,6 +576,22 @@ class _Batch:
 
 def _duplicate_reason(eid: str, served_from: str) -> str:
     return f"duplicate execution_id '{eid}': already served from {served_from}"
+
+
+def _remove_database(path: str) -> None:
+    """Delete an SQLite file with its companions."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(f"{path}{suffix}")
+
+
+def _fsync_directory(directory: Path) -> None:
+    with contextlib.suppress(OSError):  # not every file system can
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _chunks(values: list[str], size: int) -> Iterator[list[str]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-FORMAT_VERSION: Final = "4"
+FORMAT_VERSION: Final = "5"
 
 #: Items get FTS rowids ``rid << ITEM_BITS | position``; a record has fewer than 2**20 items.
 ITEM_BITS: Final = 20
@@ -19,7 +19,7 @@ STATUS_VALID: Final = 0
 STATUS_INVALID: Final = 1
 STATUS_DUPLICATE: Final = 2
 
-DDL: Final = f"""
+TABLE_DDL: Final = f"""
 CREATE TABLE meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -35,8 +35,6 @@ CREATE TABLE files (
     reason TEXT,
     execution_id TEXT
 ) WITHOUT ROWID;
-CREATE INDEX files_status ON files (status, name);
-CREATE INDEX files_claim ON files (execution_id) WHERE status = {STATUS_DUPLICATE};
 
 -- One row per served record. rid is never reused (AUTOINCREMENT), so stale full-text rows of a
 -- replaced record can never match a live one.
@@ -59,13 +57,6 @@ CREATE TABLE runs (
     item_count INTEGER NOT NULL,
     size INTEGER NOT NULL
 );
-CREATE INDEX runs_ts ON runs (ts, execution_id);
-CREATE INDEX runs_duration ON runs (duration, execution_id);
-CREATE INDEX runs_config ON runs (config_name, ts);
-CREATE INDEX runs_user ON runs (user_id, ts);
-CREATE INDEX runs_session ON runs (session_id, ts);
-CREATE INDEX runs_safety ON runs (safety_level, ts);
-CREATE INDEX runs_day ON runs (day);
 
 -- One row per item of a served record; pos is its 0-based position in the file.
 CREATE TABLE items (
@@ -82,8 +73,6 @@ CREATE TABLE items (
     config_used TEXT,
     PRIMARY KEY (rid, pos)
 ) WITHOUT ROWID;
-CREATE INDEX items_type ON items (item_type, rid);
-CREATE INDEX items_model ON items (model_used, rid);
 
 -- Words of item content; contentless, rowid = rid << {ITEM_BITS} | pos.
 CREATE VIRTUAL TABLE item_text USING fts5 (
@@ -91,3 +80,21 @@ CREATE VIRTUAL TABLE item_text USING fts5 (
     tokenize='unicode61 remove_diacritics 2'
 );
 """
+
+#: Secondary indexes: created with the tables, or after the rows when an index is built anew
+#: (one sort per index instead of a B-tree update per row).
+INDEX_DDL: Final = f"""
+CREATE INDEX files_status ON files (status, name);
+CREATE INDEX files_claim ON files (execution_id) WHERE status = {STATUS_DUPLICATE};
+CREATE INDEX runs_ts ON runs (ts, execution_id);
+CREATE INDEX runs_duration ON runs (duration, execution_id);
+CREATE INDEX runs_config ON runs (config_name, ts, execution_id);
+CREATE INDEX runs_user ON runs (user_id, ts, execution_id);
+CREATE INDEX runs_session ON runs (session_id, ts, execution_id);
+CREATE INDEX runs_safety ON runs (safety_level, ts, execution_id);
+CREATE INDEX runs_day ON runs (day);
+CREATE INDEX items_type ON items (item_type, rid);
+CREATE INDEX items_model ON items (model_used, rid);
+"""
+
+DDL: Final = TABLE_DDL + INDEX_DDL

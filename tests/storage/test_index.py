@@ -151,3 +151,91 @@ def test_nothing_is_ever_written_into_the_store(store: Path, index: RecordIndex)
         os.chmod(store, 0o755)
     assert {p.name: p.stat().st_mtime_ns for p in store.iterdir()} == before
     assert store.stat().st_mtime_ns == dir_mtime
+
+
+def _content(index_path: Path) -> dict[str, list[tuple[object, ...]]]:
+    """Every row the index holds, and what a full-text search finds."""
+    conn = sqlite3.connect(index_path)
+    try:
+        found = {
+            table: conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+            for table in ("files", "runs", "items", "meta")
+        }
+        found["text"] = conn.execute(
+            "SELECT rowid FROM item_text WHERE item_text MATCH 'bild OR image' ORDER BY rowid"
+        ).fetchall()
+        found["indexes"] = conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' ORDER BY name"
+        ).fetchall()
+        found["journal"] = conn.execute("PRAGMA journal_mode").fetchall()
+    finally:
+        conn.close()
+    return found
+
+
+def test_a_cold_build_writes_the_same_index_as_an_incremental_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import storage.index as index_module
+    from storage.demo import write_demo_store
+
+    store = tmp_path / "store"
+    write_demo_store(store, 120, seed=3)  # with one malformed file of each kind
+    for n in range(3):  # duplicates: a copy before the canonical file, and one after it
+        write_record(store, record_dict(f"exec_dup{n}"), name=f"aaa_{n}.json")
+        write_record(store, record_dict(f"exec_dup{n}"))
+        write_record(store, record_dict(f"exec_dup{n}"), name=f"zzz_{n}.json")
+    built, synced = tmp_path / "built.sqlite3", tmp_path / "synced.sqlite3"
+
+    monkeypatch.setattr(index_module, "BULK_THRESHOLD", 50)
+    builds: list[int] = []
+    real_build = RecordIndex._build_anew
+
+    def counted(self: RecordIndex, *args: object) -> None:
+        builds.append(1)
+        real_build(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(RecordIndex, "_build_anew", counted)
+    with RecordIndex(store, built) as idx:
+        cold = idx.sync()
+        assert builds == [1]
+        assert not Path(f"{built}.building").exists()
+        again = idx.sync()  # the replaced file is the one now open
+        assert (again.added, again.changed) == (0, False)
+        assert len(ids(idx)) == cold.added
+    monkeypatch.setattr(index_module, "BULK_THRESHOLD", 10**9)
+    with RecordIndex(store, synced) as idx:
+        incremental = idx.sync()
+
+    assert (cold.added, cold.invalid, sorted(cold.added_ids)) == (
+        incremental.added,
+        incremental.invalid,
+        sorted(incremental.added_ids),
+    )
+    assert cold.added == 123
+    assert _content(built) == _content(synced)
+
+
+def test_a_failed_cold_build_leaves_no_file_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import storage.index as index_module
+
+    store = tmp_path / "store"
+    store.mkdir()
+    for n in range(60):
+        write_record(store, record_dict(f"exec_{n:03d}"))
+    monkeypatch.setattr(index_module, "BULK_THRESHOLD", 50)
+
+    def broken(*args: object) -> None:
+        raise OSError("disk full")
+
+    index_path = tmp_path / "index.sqlite3"
+    with RecordIndex(store, index_path) as idx:
+        monkeypatch.setattr(idx, "_apply", broken)
+        with pytest.raises(OSError, match="disk full"):
+            idx.sync()
+        assert not Path(f"{index_path}.building").exists()
+        monkeypatch.undo()
+        monkeypatch.setattr(index_module, "BULK_THRESHOLD", 50)
+        assert idx.sync().added == 60
