@@ -213,23 +213,54 @@ class RecordIndex:
     def sync(self, progress: ProgressCallback | None = None) -> SyncReport:
         """Bring the index in line with the whole store (new, changed, deleted files)."""
         with self._write_lock:
-            listing = self._scan()
             conn = self._require_writer()
-            known = {
-                row[0]: row[1:]
-                for row in conn.execute("SELECT name, size, mtime_ns, inode FROM files")
-            }
-            report = SyncReport(scanned=len(listing))
-            if not known and len(listing) >= BULK_THRESHOLD and not self._all_readers:
+            empty = conn.execute("SELECT 1 FROM files LIMIT 1").fetchone() is None
+            names = self._list_names()
+            report = SyncReport(scanned=len(names))
+            if empty and len(names) >= BULK_THRESHOLD and not self._all_readers:
+                listing = {name: entry for name in names if (entry := self._stat(name))}
+                del names
                 self._build_anew(listing, report, progress)
             else:
-                changed = sorted(
-                    name for name, entry in listing.items() if known.get(name) != entry.signature
-                )
-                removed = sorted(name for name in known if name not in listing)
+                changed, removed, listing = self._compare(conn, names)
+                del names
                 self._apply(conn, changed, removed, listing, report, progress)
         self._publish(report)
         return report
+
+    def _compare(
+        self, conn: sqlite3.Connection, names: list[str]
+    ) -> tuple[list[str], list[str], dict[str, _Entry]]:
+        """Walk the store's sorted names and the index's files side by side, in name order.
+
+        Returns the changed names (new or with another signature), the removed ones, and the
+        directory entries of the changed ones. Only the names are held for the whole store (a
+        sync of an unchanged 100,000-file store keeps no signature in memory), and SQLite's
+        ``ORDER BY name`` (bytes of UTF-8) is the order of Python's sorted strings.
+        """
+        changed: list[str] = []
+        removed: list[str] = []
+        listing: dict[str, _Entry] = {}
+        rows = conn.execute("SELECT name, size, mtime_ns, inode FROM files ORDER BY name")
+        row = rows.fetchone()
+        for name in names:
+            while row is not None and row[0] < name:
+                removed.append(row[0])
+                row = rows.fetchone()
+            known = row is not None and row[0] == name
+            entry = self._stat(name)
+            if entry is None:  # gone since the listing
+                if known:
+                    removed.append(name)
+            elif not known or row[1:] != entry.signature:
+                changed.append(name)
+                listing[name] = entry
+            if known:
+                row = rows.fetchone()
+        while row is not None:
+            removed.append(row[0])
+            row = rows.fetchone()
+        return changed, removed, listing
 
     def _build_anew(
         self, listing: dict[str, _Entry], report: SyncReport, progress: ProgressCallback | None
@@ -306,7 +337,7 @@ class RecordIndex:
             listing: dict[str, _Entry] = {}
             gone: list[str] = []
             for name in sorted(set(names)):
-                if not is_record_name(name):
+                if not (is_record_name(name) and _is_utf8(name)):
                     continue
                 entry = self._stat(name)
                 if entry is None:
@@ -337,29 +368,30 @@ class RecordIndex:
             raise RuntimeError("index is not open")
         return self._writer
 
-    def _scan(self) -> dict[str, _Entry]:
-        listing: dict[str, _Entry] = {}
+    def _list_names(self) -> list[str]:
+        """The record names in the store, sorted."""
         try:
-            entries = os.scandir(self.store)
+            names = os.listdir(self.store)
         except FileNotFoundError as exc:
             raise StoreNotFoundError(f"store directory not found: {self.store}") from exc
-        with entries:
-            for dirent in entries:
-                if not is_record_name(dirent.name):
-                    continue
-                entry = self._entry(dirent.name, dirent)
-                if entry is not None:
-                    listing[dirent.name] = entry
-        return listing
+        found = [name for name in names if is_record_name(name)]
+        if unnamed := [name for name in found if not _is_utf8(name)]:
+            # The index stores names as text; the tracker only writes ASCII names.
+            log.warning(
+                "%d file(s) in the store have names that are not valid UTF-8 and are skipped: %s",
+                len(unnamed),
+                ", ".join(ascii(name) for name in unnamed[:5]),
+            )
+            found = [name for name in found if _is_utf8(name)]
+        found.sort()
+        return found
 
     def _stat(self, name: str) -> _Entry | None:
-        return self._entry(name, None)
-
-    def _entry(self, name: str, dirent: os.DirEntry[str] | None) -> _Entry | None:
+        """The signature of a listed file, why it cannot be read, or None if it is gone."""
         # The hot path of every sync (100,000 calls): no Path objects, plain tuples.
         path = os.path.join(self.store, name)
         try:
-            st = dirent.stat() if dirent is not None else os.stat(path)
+            st = os.stat(path)
         except FileNotFoundError:
             try:
                 lst = os.lstat(path)
@@ -576,6 +608,17 @@ class _Batch:
 
 def _duplicate_reason(eid: str, served_from: str) -> str:
     return f"duplicate execution_id '{eid}': already served from {served_from}"
+
+
+def _is_utf8(name: str) -> bool:
+    """Whether a listed name is text (undecodable bytes come back as lone surrogates)."""
+    if name.isascii():
+        return True
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _remove_database(path: str) -> None:

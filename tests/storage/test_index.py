@@ -239,3 +239,15 @@ def test_a_failed_cold_build_leaves_no_file_behind(
         monkeypatch.undo()
         monkeypatch.setattr(index_module, "BULK_THRESHOLD", 50)
         assert idx.sync().added == 60
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_with_a_warning(
+    store: Path, index: RecordIndex, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_record(store, record_dict("exec_ok"))
+    (Path(os.fsdecode(os.path.join(os.fsencode(store), b"exec_\xff.json")))).write_bytes(b"{}")
+    report = index.sync()
+    assert (report.scanned, report.added) == (1, 1)
+    assert ids(index) == ["exec_ok"]
+    assert "not valid UTF-8" in caplog.text
+    assert index.sync_names([os.fsdecode(b"exec_\xff.json")]).changed is False
