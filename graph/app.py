@@ -51,7 +51,7 @@ from graph.context import AppState, Context
 from graph.downloads import download_export, export_schema
 from graph.export_jobs import ExportJobs
 from graph.ide import graphiql_assets_app, graphiql_html
-from graph.limits import Limits
+from graph.limits import Limits, watch_connection
 from graph.middleware import (
     BearerBackend,
     BodyLimit,
@@ -183,9 +183,15 @@ def create_app(settings: Settings, *, index: RecordIndex | None = None) -> Starl
         raise ValueError(refusal)
     registry = TokenRegistry(settings.tokens_file, settings.token_hashes)
     own_index = index is None
-    index = index or RecordIndex(
-        settings.store, settings.index_path, max_file_bytes=settings.max_file_bytes
-    )
+    if index is None:
+        index = RecordIndex(
+            settings.store,
+            settings.index_path,
+            max_file_bytes=settings.max_file_bytes,
+            on_reader=watch_connection,
+        )
+    else:
+        index.set_reader_hook(watch_connection)
     state = AppState(settings=settings, index=index, exports=ExportJobs(settings, index))
     watcher = StoreWatcher(
         index,

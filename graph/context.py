@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from strawberry.dataloader import DataLoader
@@ -66,20 +67,39 @@ PositionsKey = tuple[int, ItemCriteria]
 
 
 class Context:
-    """The context of one GraphQL request."""
+    """The context of one GraphQL request.
+
+    Its loaders and the cache's version check are made on first use: a request that reads no
+    record and counts nothing (``{ __typename }``, a page of summaries with a cached count)
+    pays for none of them.
+    """
 
     def __init__(self, state: AppState, request: Any = None, response: Any = None) -> None:
         self.state = state
         self.request = request
         self.response = response
         self.request_id = next(state.request_ids)
-        state.cache.observe(state.index.data_version())
-        self.records: DataLoader[RecordKey, ExecutionRecord] = DataLoader(
-            load_fn=self._load_records
-        )
-        self.positions: DataLoader[PositionsKey, list[int]] = DataLoader(
-            load_fn=self._load_positions
-        )
+
+    @cached_property
+    def cache(self) -> VersionedCache:
+        """The app's answer cache, emptied first if the index changed since it was filled."""
+        self.state.cache.observe(self.state.index.data_version())
+        return self.state.cache
+
+    @cached_property
+    def records(self) -> DataLoader[RecordKey, ExecutionRecord]:
+        """Records by (execution id, file name): each file read at most once per request."""
+        return DataLoader(load_fn=self._load_records)
+
+    @cached_property
+    def positions(self) -> DataLoader[PositionsKey, list[int]]:
+        """Positions of a run's items matching some criteria, in one query per criteria."""
+        return DataLoader(load_fn=self._load_positions)
+
+    def forget_reads(self) -> None:
+        """Start afresh, as a new request would (a subscription does so before each event)."""
+        for name in ("cache", "records", "positions"):
+            self.__dict__.pop(name, None)
 
     async def _load_records(
         self, keys: Sequence[RecordKey]

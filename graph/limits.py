@@ -159,7 +159,6 @@ class QueryGuard(SchemaExtension):
             yield  # mutations and subscriptions are not cut short
             return
         seconds = self.limits.timeout_s
-        watch_connection(ctx.context.state.index.reader())
         deadline = time.monotonic() + seconds
         token = _deadline.set(deadline)
         try:
@@ -208,7 +207,11 @@ class QueryGuard(SchemaExtension):
 
 
 def watch_connection(conn: sqlite3.Connection) -> None:
-    """Make statements on ``conn`` abort once the current request's deadline has passed."""
+    """Make statements on ``conn`` abort once the current request's deadline has passed.
+
+    Installed once on every read connection of the server's index (``RecordIndex(on_reader=)``);
+    outside a request there is no deadline and the handler lets everything run.
+    """
     conn.set_progress_handler(_past_deadline, PROGRESS_STEPS)
 
 

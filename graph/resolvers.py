@@ -89,7 +89,7 @@ def page_info(page: Page[Any], cursors: list[str]) -> PageInfo:
 def _cached_count(
     info: Info, key: tuple[Any, ...], compute: Callable[[], int]
 ) -> Callable[[], int]:
-    cache = info.context.state.cache
+    cache = info.context.cache
     return lambda: cache.get(key, compute)
 
 
@@ -198,7 +198,9 @@ def resolve_storage_stats(info: Info, filter: ExecutionFilter | None) -> Storage
     state = info.context.state
     source = StatsSource(state.index.reader(), flt)
 
+    cache = info.context.cache
+
     def cached(name: str, compute: Callable[[], Any]) -> Any:
-        return state.cache.get(("stats", name, flt), compute)
+        return cache.get(("stats", name, flt), compute)
 
     return StorageStats(source=source, cached=cached)

@@ -30,8 +30,7 @@ async def _events(
     try:
         async for ids in state.broadcaster.subscribe(kind):
             rows = matching_runs(state.index.reader(), ids, flt)
-            info.context.records.clear_all()
-            info.context.positions.clear_all()
+            info.context.forget_reads()
             for row in rows:
                 yield Execution.from_row(row)
     except SlowConsumerError as exc:

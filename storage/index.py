@@ -88,9 +88,17 @@ class RecordIndex:
     """The SQLite index of one store. Thread-safe: one writer at a time, readers per thread."""
 
     def __init__(
-        self, store: Path, index_path: Path, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+        self,
+        store: Path,
+        index_path: Path,
+        *,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        on_reader: Callable[[sqlite3.Connection], None] | None = None,
     ) -> None:
+        """``on_reader(conn)`` is called once for each new read connection (e.g. to install a
+        progress handler), in the thread that will use it."""
         self.store = store
+        self.on_reader = on_reader
         self.index_path = index_path
         self.max_file_bytes = max_file_bytes
         self._store_real = store.resolve()
@@ -198,10 +206,19 @@ class RecordIndex:
         if conn is None:
             conn = self._connect()
             conn.execute("PRAGMA query_only=ON")
+            if self.on_reader is not None:
+                self.on_reader(conn)
             self._local.conn = conn
             with self._readers_lock:
                 self._all_readers.append(conn)
         return conn
+
+    def set_reader_hook(self, hook: Callable[[sqlite3.Connection], None]) -> None:
+        """Call ``hook(conn)`` on every read connection: those open now and those to come."""
+        with self._readers_lock:
+            self.on_reader = hook
+            for conn in self._all_readers:
+                hook(conn)
 
     def data_version(self) -> int:
         """A number that changes whenever the index content changes (for caches)."""
