@@ -51,11 +51,13 @@ class Execution(Node):
     size_bytes: int = strawberry.field(description="Size of the run's record file in bytes.")
     row: strawberry.Private[RunRow]
 
+    def global_id(self) -> strawberry.ID:
+        return to_global_id("Execution", self.execution_id)
+
     @classmethod
     def from_row(cls, row: RunRow) -> Execution:
         """Wrap an index row; reads nothing."""
         return cls(
-            id=to_global_id("Execution", row.execution_id),
             execution_id=row.execution_id,
             config_name=row.config_name,
             timestamp=row.timestamp,
@@ -136,13 +138,17 @@ class ExecutionItem(Node):
         description="Free-form metadata; keys vary by item type and over time."
     )
     execution: Execution = strawberry.field(description="The run this item belongs to.")
+    pos: strawberry.Private[int]
+
+    def global_id(self) -> strawberry.ID:
+        return to_global_id("ExecutionItem", f"{self.execution.execution_id}:{self.pos}")
 
     @classmethod
     def build(cls, execution: Execution, record: ExecutionRecord, pos: int) -> ExecutionItem:
         """Wrap item ``pos`` of ``record``."""
         item = record.items[pos]
         return cls(
-            id=to_global_id("ExecutionItem", f"{execution.execution_id}:{pos}"),
+            pos=pos,
             sequence_number=item.sequence_number,
             timestamp=item.timestamp,
             stage=item.stage,
