@@ -108,6 +108,9 @@ class RecordIndex:
         self._all_readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
         self._listeners: list[Callable[[SyncReport], None]] = []
+        #: Whether this process created the index file and has not synced it yet: only then
+        #: may the first sync build a new file in its place (no other process can have it open).
+        self._created_here = False
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -184,6 +187,7 @@ class RecordIndex:
         return dict(conn.execute("SELECT key, value FROM meta").fetchall())
 
     def _create(self, conn: sqlite3.Connection, ddl: str = DDL) -> None:
+        self._created_here = True
         with conn:
             conn.executescript(ddl)
             conn.executemany(
@@ -231,10 +235,11 @@ class RecordIndex:
         """Bring the index in line with the whole store (new, changed, deleted files)."""
         with self._write_lock:
             conn = self._require_writer()
+            fresh, self._created_here = self._created_here, False
             empty = conn.execute("SELECT 1 FROM files LIMIT 1").fetchone() is None
             names = self._list_names()
             report = SyncReport(scanned=len(names))
-            if empty and len(names) >= BULK_THRESHOLD and not self._all_readers:
+            if fresh and empty and len(names) >= BULK_THRESHOLD and not self._all_readers:
                 listing = {name: entry for name in names if (entry := self._stat(name))}
                 del names
                 self._build_anew(listing, report, progress)
@@ -288,8 +293,9 @@ class RecordIndex:
         between batches (a crash leaves only a ``.building`` file, deleted on the next try),
         and the secondary indexes are created once the rows are in (one sort each instead of a
         B-tree update per row). The rows and decisions are exactly those of an incremental
-        sync (:meth:`_apply`); only the file is written differently. Runs only while no reader
-        connection is open, so that nobody is left looking at the replaced file.
+        sync (:meth:`_apply`); only the file is written differently. Runs only on the first sync
+        after this process created the index file and while it has no reader connection open,
+        so that nobody (no other worker process either) is left looking at the replaced file.
         """
         building = self._building_path()
         _remove_database(building)
@@ -323,6 +329,7 @@ class RecordIndex:
         os.replace(building, self.index_path)
         _fsync_directory(self.index_path.parent)
         self._writer = self._connect_checked()
+        self._created_here = False
 
     def add_listener(self, listener: Callable[[SyncReport], None]) -> None:
         """Call ``listener(report)`` after every sync that changed what queries see.

@@ -251,3 +251,22 @@ def test_a_file_name_that_is_not_utf8_is_skipped_with_a_warning(
     assert ids(index) == ["exec_ok"]
     assert "not valid UTF-8" in caplog.text
     assert index.sync_names([os.fsdecode(b"exec_\xff.json")]).changed is False
+
+
+def test_an_index_file_made_by_another_process_is_never_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import storage.index as index_module
+
+    store = tmp_path / "store"
+    store.mkdir()
+    index_path = tmp_path / "index.sqlite3"
+    with RecordIndex(store, index_path) as first:  # created (empty) by "another process"
+        first.sync()
+    for n in range(60):
+        write_record(store, record_dict(f"exec_{n:03d}"))
+    monkeypatch.setattr(index_module, "BULK_THRESHOLD", 50)
+    inode = index_path.stat().st_ino
+    with RecordIndex(store, index_path) as second:
+        assert second.sync().added == 60
+    assert index_path.stat().st_ino == inode
