@@ -2,7 +2,8 @@
 
 Strawberry ships none of these switched on. Here, for every operation (HTTP and WebSocket):
 
-* **tokens** (``MaxTokensLimiter``): parsing stops beyond ``max_tokens``;
+* **tokens** (graphql-core's parser option, set as Strawberry's ``MaxTokensLimiter`` does):
+  parsing stops beyond ``max_tokens``;
 * **depth** and **aliases** (``QueryDepthLimiter``, ``MaxAliasesLimiter``) and introspection
   nesting (graphql-core's ``MaxIntrospectionDepthRule``) are validation rules: an operation over a
   limit is refused with no resolver run;
