@@ -263,25 +263,40 @@ class RecordIndex:
         changed: list[str] = []
         removed: list[str] = []
         listing: dict[str, _Entry] = {}
-        rows = conn.execute("SELECT name, size, mtime_ns, inode FROM files ORDER BY name")
-        row = rows.fetchone()
-        for name in names:
-            while row is not None and row[0] < name:
-                removed.append(row[0])
-                row = rows.fetchone()
-            known = row is not None and row[0] == name
-            entry = self._stat(name)
-            if entry is None:  # gone since the listing
-                if known:
-                    removed.append(name)
-            elif not known or row[1:] != entry.signature:
-                changed.append(name)
-                listing[name] = entry
-            if known:
-                row = rows.fetchone()
+        cursor = conn.execute("SELECT name, size, mtime_ns, inode FROM files ORDER BY name")
+        known = _fetched(cursor)
+        row = next(known, None)
+        stat = os.stat
+        with _open_directory(self.store) as dir_fd:
+            for name in names:
+                while row is not None and row[0] < name:
+                    removed.append(row[0])
+                    row = next(known, None)
+                indexed = row is not None and row[0] == name
+                if indexed:
+                    # The unchanged file (nearly every one): one stat, no objects built.
+                    try:
+                        if dir_fd is None:
+                            st = stat(os.path.join(self.store, name))
+                        else:
+                            st = stat(name, dir_fd=dir_fd)
+                    except OSError:
+                        st = None
+                    if st is not None and (st.st_size, st.st_mtime_ns, st.st_ino) == row[1:]:
+                        row = next(known, None)
+                        continue
+                entry = self._stat(name)
+                if entry is None:  # gone since the listing
+                    if indexed:
+                        removed.append(name)
+                else:
+                    changed.append(name)
+                    listing[name] = entry
+                if indexed:
+                    row = next(known, None)
         while row is not None:
             removed.append(row[0])
-            row = rows.fetchone()
+            row = next(known, None)
         return changed, removed, listing
 
     def _build_anew(
@@ -659,6 +674,29 @@ def _fsync_directory(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _fetched(cursor: sqlite3.Cursor, size: int = 2000) -> Iterator[Any]:
+    """The rows of a query, fetched a few thousand at a time."""
+    while rows := cursor.fetchmany(size):
+        yield from rows
+
+
+@contextlib.contextmanager
+def _open_directory(path: Path) -> Iterator[int | None]:
+    """A descriptor of ``path`` for ``os.stat(name, dir_fd=...)``, or None where unsupported."""
+    if os.stat not in os.supports_dir_fd:
+        yield None
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        yield None
+        return
+    try:
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def _chunks(values: list[str], size: int) -> Iterator[list[str]]:
