@@ -273,7 +273,7 @@ class RecordIndex:
                     removed.append(row[0])
                     row = next(known, None)
                 indexed = row is not None and row[0] == name
-                if indexed:
+                if row is not None and indexed:
                     # The unchanged file (nearly every one): one stat, no objects built.
                     try:
                         if dir_fd is None:
