@@ -35,7 +35,6 @@ from storage.schema import (
     DDL,
     FORMAT_VERSION,
     INDEX_DDL,
-    ITEM_BITS,
     STATUS_DUPLICATE,
     STATUS_INVALID,
     STATUS_VALID,
@@ -462,7 +461,8 @@ class RecordIndex:
         jobs = [name for name in changed if listing[name].problem is None]
         total = len(changed)
         done = 0
-        for outcome in extract_all(self.store, jobs, self.max_file_bytes):
+        first_rid = _next_rid(conn)
+        for outcome in extract_all(self.store, jobs, self.max_file_bytes, first_rid):
             outcomes.append(outcome)
             if len(outcomes) >= _BATCH:
                 self._store_batch(conn, outcomes, listing, report, freed)
@@ -475,10 +475,10 @@ class RecordIndex:
         if progress is not None:
             progress(total, total)
         if freed:
-            self._serve_waiting_duplicates(conn, freed, report)
+            self._serve_waiting_duplicates(conn, freed, report, first_rid + len(jobs))
 
     def _serve_waiting_duplicates(
-        self, conn: sqlite3.Connection, freed: set[str], report: SyncReport
+        self, conn: sqlite3.Connection, freed: set[str], report: SyncReport, first_rid: int
     ) -> None:
         """A duplicate whose winner disappeared is served now."""
         marks = ",".join("?" * len(freed))
@@ -491,7 +491,11 @@ class RecordIndex:
             )
         ]
         listing = {name: entry for name in waiting if (entry := self._stat(name)) is not None}
-        outcomes = [extract(self.store, name, self.max_file_bytes) for name in listing]
+        first_rid = max(first_rid, _next_rid(conn))
+        outcomes = [
+            extract(self.store, name, self.max_file_bytes, first_rid + k)
+            for k, name in enumerate(listing)
+        ]
         if outcomes:
             self._store_batch(conn, outcomes, listing, report, set())
 
@@ -541,8 +545,6 @@ class _Batch:
         self.listing = listing
         self.report = report
         self.freed = freed
-        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'runs'").fetchone()
-        self.next_rid = (row[0] if row else 0) + 1
         self.runs: list[tuple[Any, ...]] = []
         self.items: list[tuple[Any, ...]] = []
         self.texts: list[tuple[int, str]] = []
@@ -618,11 +620,9 @@ class _Batch:
                 )
                 self._refused(prev_eid)
                 return
-        rid = self.next_rid
-        self.next_rid += 1
-        self.runs.append((rid, *outcome.run))
-        self.items.extend((rid, *values) for values in outcome.items)
-        self.texts.extend(((rid << ITEM_BITS) | pos, text) for pos, text in outcome.texts)
+        self.runs.append(outcome.run)
+        self.items.extend(outcome.items)
+        self.texts.extend(outcome.texts)
         self._file(name, STATUS_VALID, None, eid, outcome.signature)
         self.holders[eid] = name
         self.freed.discard(eid)
@@ -643,6 +643,12 @@ class _Batch:
         conn.executemany("INSERT INTO item_text (rowid, content) VALUES (?, ?)", self.texts)
         conn.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)", self.files)
         self.runs, self.items, self.texts, self.files = [], [], [], []
+
+
+def _next_rid(conn: sqlite3.Connection) -> int:
+    """The first rid never handed out (rids are never reused, see storage.schema)."""
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'runs'").fetchone()
+    return (row[0] if row else 0) + 1
 
 
 def _duplicate_reason(eid: str, served_from: str) -> str:
