@@ -1,10 +1,12 @@
 """Turning one record file into the rows the index stores: the unit of work of every sync.
 
-Kept apart from the index so that a large sync can run it in worker processes: it returns the
-finished rows as plain tuples (cheap to send between processes, and inserted as they are), so
-the index only decides which file serves which run and inserts. The index hands out each file's
-``rid`` before the file is read, so rows need no rewriting afterwards. Small syncs call it
-inline; both paths produce identical rows.
+The index hands out each file's ``rid`` before the file is read, so the rows come out finished
+and the index only decides which file serves which run. Small syncs extract inline and carry
+the rows in the outcomes. A large sync runs the extraction in worker processes, which also
+write the rows into a *staging file* per slice of the store (an SQLite file in a private folder
+beside the index): the index then copies the rows it serves with ``INSERT ... SELECT``, so no
+row is sent between processes or bound value by value by the process that writes the index.
+Both paths produce identical rows.
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ import contextlib
 import gc
 import logging
 import os
+import re
+import shutil
+import sqlite3
+import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -23,13 +29,14 @@ from typing import Any, Final, NamedTuple
 
 from storage.models import ExecutionRecord
 from storage.reader import FileSignature, InvalidRecordError, parse_record, read_file
-from storage.schema import ITEM_BITS
+from storage.schema import INSERT_ITEM, INSERT_RUN, ITEM_BITS, STAGING_DDL
 
 log = logging.getLogger(__name__)
 
 #: Below this many files, parsing in worker processes costs more than it saves.
 PARALLEL_THRESHOLD: Final = 3000
-_CHUNK: Final = 250
+#: Files per batch: one transaction of the index, one staging file of a worker.
+BATCH_SIZE: Final = 1000
 
 RunRow = tuple[Any, ...]
 """A row of ``runs``: rid, execution_id .. size (see storage.schema)."""
@@ -60,6 +67,18 @@ class Refused(NamedTuple):
 
     name: str
     reason: str
+
+
+class Batch(NamedTuple):
+    """The outcomes of consecutive files, in order.
+
+    With ``staging`` set, the rows of the valid files are in that SQLite file (tables of
+    :data:`storage.schema.STAGING_DDL`) and the outcomes carry none; the file is deleted once
+    the consumer has moved on to the next batch.
+    """
+
+    outcomes: list[Extracted | Refused]
+    staging: Path | None
 
 
 def timestamp_key(record: ExecutionRecord) -> str:
@@ -123,10 +142,34 @@ def extract(store: Path, name: str, max_bytes: int, rid: int) -> Extracted | Ref
     return rows_of(name, record, signature, rid)
 
 
-def _extract_chunk(
-    store: Path, jobs: Sequence[str], max_bytes: int, first_rid: int
+def _extract_staged(
+    store: Path, names: Sequence[str], max_bytes: int, first_rid: int, staging: Path
 ) -> list[Extracted | Refused]:
-    return [extract(store, name, max_bytes, first_rid + k) for k, name in enumerate(jobs)]
+    """Worker task: extract ``names`` and write their rows into a new staging file."""
+    outcomes: list[Extracted | Refused] = []
+    runs: list[RunRow] = []
+    items: list[ItemRow] = []
+    texts: list[TextRow] = []
+    for k, name in enumerate(names):
+        outcome = extract(store, name, max_bytes, first_rid + k)
+        if isinstance(outcome, Extracted):
+            runs.append(outcome.run)
+            items.extend(outcome.items)
+            texts.extend(outcome.texts)
+            outcome = outcome._replace(run=(), items=[], texts=[])
+        outcomes.append(outcome)
+    conn = sqlite3.connect(staging)
+    try:
+        conn.execute("PRAGMA journal_mode=OFF")
+        conn.execute("PRAGMA synchronous=OFF")
+        with conn:
+            conn.executescript(STAGING_DDL)
+            conn.executemany(INSERT_RUN, runs)
+            conn.executemany(INSERT_ITEM, items)
+            conn.executemany("INSERT INTO texts (rowid, content) VALUES (?, ?)", texts)
+    finally:
+        conn.close()
+    return outcomes
 
 
 def _quiet_collector() -> None:
@@ -136,43 +179,103 @@ def _quiet_collector() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
-def extract_all(
-    store: Path, jobs: Sequence[str], max_bytes: int, first_rid: int
-) -> Iterator[Extracted | Refused]:
-    """Extract every named file, in order; in worker processes when there are many.
+def worker_count() -> int:
+    """Worker processes for a large sync: one per core (up to 4). The writing process mostly
+    waits for SQLite's copies meanwhile; a single core extracts inline."""
+    return min(os.cpu_count() or 1, 4)
+
+
+def extract_batches(
+    store: Path, jobs: Sequence[str], max_bytes: int, first_rid: int, staging_parent: Path
+) -> Iterator[Batch]:
+    """Extract every named file, in order, a batch at a time; in worker processes when there
+    are many, with their rows in staging files in a private folder of ``staging_parent``.
 
     The file ``jobs[k]`` is given the rid ``first_rid + k`` (used only if it is served).
 
     Workers are forked when this process runs no other thread (the CLI before serving), and
     spawned otherwise (forking a threaded server is unsafe). If workers cannot be started or
-    die, the remaining files are read inline: the result is the same, only slower.
+    die, the remaining files are read inline: the result is the same, only slower. The staging
+    folder is removed when the sync ends, however it ends (and one left by a process that no
+    longer runs is removed by the next large sync).
     """
-    workers = min((os.cpu_count() or 1) - 1, 4)  # the calling process inserts meanwhile
-    if len(jobs) < PARALLEL_THRESHOLD or workers < 1:
-        for k, name in enumerate(jobs):
-            yield extract(store, name, max_bytes, first_rid + k)
-        return
+    workers = worker_count()
     done = 0
+    if len(jobs) >= PARALLEL_THRESHOLD and workers >= 2:
+        with _staging_folder(staging_parent) as folder, _collector_relaxed():
+            try:
+                for batch in _in_workers(store, jobs, max_bytes, first_rid, folder, workers):
+                    done += len(batch.outcomes)
+                    yield batch
+                    if batch.staging is not None:
+                        batch.staging.unlink()
+            except (BrokenProcessPool, OSError, sqlite3.Error) as exc:
+                log.warning("parallel indexing unavailable (%s); reading files inline", exc)
+    for start in range(done, len(jobs), BATCH_SIZE):
+        names = jobs[start : start + BATCH_SIZE]
+        outcomes = [
+            extract(store, name, max_bytes, first_rid + start + k) for k, name in enumerate(names)
+        ]
+        yield Batch(outcomes, None)
+
+
+def _in_workers(
+    store: Path, jobs: Sequence[str], max_bytes: int, first_rid: int, folder: Path, workers: int
+) -> Iterator[Batch]:
     method = "fork" if threading.active_count() == 1 and os.name == "posix" else "spawn"
-    chunks = [jobs[i : i + _CHUNK] for i in range(0, len(jobs), _CHUNK)]
-    with _collector_relaxed():
-        try:
-            with ProcessPoolExecutor(
-                max_workers=workers, mp_context=get_context(method), initializer=_quiet_collector
-            ) as pool:
-                for results in pool.map(
-                    _extract_chunk,
-                    [store] * len(chunks),
-                    chunks,
-                    [max_bytes] * len(chunks),
-                    range(first_rid, first_rid + len(jobs), _CHUNK),
-                ):
-                    done += len(results)
-                    yield from results
-        except (BrokenProcessPool, OSError) as exc:
-            log.warning("parallel indexing unavailable (%s); reading files inline", exc)
-    for k in range(done, len(jobs)):
-        yield extract(store, jobs[k], max_bytes, first_rid + k)
+    starts = range(0, len(jobs), BATCH_SIZE)
+    files = [folder / f"{n:06d}.sqlite3" for n in range(len(starts))]
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=get_context(method), initializer=_quiet_collector
+    )
+    try:
+        results = pool.map(
+            _extract_staged,
+            [store] * len(starts),
+            [jobs[start : start + BATCH_SIZE] for start in starts],
+            [max_bytes] * len(starts),
+            [first_rid + start for start in starts],
+            files,
+        )
+        for outcomes, staging in zip(results, files, strict=True):
+            yield Batch(outcomes, staging)
+    finally:
+        # On an error or an abandoned sync, do not wait for the slices nobody will read.
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+_STAGING_PREFIX: Final = ".execgraph-staging-"
+
+
+@contextlib.contextmanager
+def _staging_folder(parent: Path) -> Iterator[Path]:
+    """A new private folder for staging files, removed afterwards."""
+    _remove_abandoned_staging(parent)
+    folder = Path(tempfile.mkdtemp(prefix=f"{_STAGING_PREFIX}{os.getpid()}-", dir=parent))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _remove_abandoned_staging(parent: Path) -> None:
+    """Remove staging folders of processes that no longer run (killed mid-sync)."""
+    pattern = re.compile(re.escape(_STAGING_PREFIX) + r"(\d+)-")
+    with contextlib.suppress(OSError), os.scandir(parent) as entries:
+        for entry in entries:
+            match = pattern.match(entry.name)
+            if match and entry.is_dir(follow_symlinks=False) and not _alive(int(match[1])):
+                shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
 
 
 @contextlib.contextmanager

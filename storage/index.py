@@ -29,12 +29,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
-from storage.extract import Extracted, Refused, extract, extract_all
+import orjson
+
+from storage.extract import Batch, Extracted, Refused, extract, extract_batches
 from storage.reader import DEFAULT_MAX_FILE_BYTES, FileSignature, is_record_name
 from storage.schema import (
     DDL,
     FORMAT_VERSION,
     INDEX_DDL,
+    INSERT_ITEM,
+    INSERT_RUN,
+    ITEM_BITS,
     STATUS_DUPLICATE,
     STATUS_INVALID,
     STATUS_VALID,
@@ -45,8 +50,6 @@ log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int], None]
 """Called as ``progress(done, total)`` while files are read."""
-
-_BATCH: Final = 1000
 
 #: A sync of at least this many files into an empty index builds a new index file (see
 #: :meth:`RecordIndex._build_anew`) instead of inserting into the open one.
@@ -453,25 +456,25 @@ class RecordIndex:
         with conn:
             for name in removed:
                 freed.update(self._drop_file(conn, name, report))
-        outcomes: list[Extracted | Refused] = [
+        refused: list[Extracted | Refused] = [
             Refused(name, problem)
             for name in changed
             if (problem := listing[name].problem) is not None
         ]
+        if refused:
+            self._store_batch(conn, Batch(refused, None), listing, report, freed)
         jobs = [name for name in changed if listing[name].problem is None]
         total = len(changed)
-        done = 0
+        done = len(refused)
         first_rid = _next_rid(conn)
-        for outcome in extract_all(self.store, jobs, self.max_file_bytes, first_rid):
-            outcomes.append(outcome)
-            if len(outcomes) >= _BATCH:
-                self._store_batch(conn, outcomes, listing, report, freed)
-                done += len(outcomes)
-                outcomes = []
-                if progress is not None:
-                    progress(done, total)
-        if outcomes:
-            self._store_batch(conn, outcomes, listing, report, freed)
+        staging_parent = self.index_path.parent
+        for batch in extract_batches(
+            self.store, jobs, self.max_file_bytes, first_rid, staging_parent
+        ):
+            self._store_batch(conn, batch, listing, report, freed)
+            done += len(batch.outcomes)
+            if progress is not None:
+                progress(done, total)
         if progress is not None:
             progress(total, total)
         if freed:
@@ -492,12 +495,12 @@ class RecordIndex:
         ]
         listing = {name: entry for name in waiting if (entry := self._stat(name)) is not None}
         first_rid = max(first_rid, _next_rid(conn))
-        outcomes = [
+        outcomes: list[Extracted | Refused] = [
             extract(self.store, name, self.max_file_bytes, first_rid + k)
             for k, name in enumerate(listing)
         ]
         if outcomes:
-            self._store_batch(conn, outcomes, listing, report, set())
+            self._store_batch(conn, Batch(outcomes, None), listing, report, set())
 
     def _drop_file(self, conn: sqlite3.Connection, name: str, report: SyncReport) -> list[str]:
         """Forget a file; return the execution ids it served."""
@@ -521,14 +524,22 @@ class RecordIndex:
     def _store_batch(
         self,
         conn: sqlite3.Connection,
-        outcomes: list[Extracted | Refused],
+        batch: Batch,
         listing: dict[str, _Entry],
         report: SyncReport,
         freed: set[str],
     ) -> None:
         """Record a batch of read files in one transaction, inserting rows in bulk."""
-        with conn:
-            _Batch(conn, listing, report, freed).store(outcomes)
+        if batch.staging is None:
+            with conn:
+                _Batch(conn, listing, report, freed).store(batch.outcomes)
+            return
+        conn.execute("ATTACH DATABASE ? AS staged", (str(batch.staging),))
+        try:
+            with conn:
+                _Batch(conn, listing, report, freed, staged=True).store(batch.outcomes)
+        finally:
+            conn.execute("DETACH DATABASE staged")
 
 
 class _Batch:
@@ -540,11 +551,17 @@ class _Batch:
         listing: dict[str, _Entry],
         report: SyncReport,
         freed: set[str],
+        *,
+        staged: bool = False,
     ) -> None:
+        """With ``staged``, the rows of the outcomes are in the attached database ``staged``."""
         self.conn = conn
         self.listing = listing
         self.report = report
         self.freed = freed
+        self.staged = staged
+        #: rids of staged runs to copy into the index at the next flush.
+        self.served: list[int] = []
         self.runs: list[tuple[Any, ...]] = []
         self.items: list[tuple[Any, ...]] = []
         self.texts: list[tuple[int, str]] = []
@@ -620,9 +637,12 @@ class _Batch:
                 )
                 self._refused(prev_eid)
                 return
-        self.runs.append(outcome.run)
-        self.items.extend(outcome.items)
-        self.texts.extend(outcome.texts)
+        if self.staged:
+            self.served.append(outcome.rid)
+        else:
+            self.runs.append(outcome.run)
+            self.items.extend(outcome.items)
+            self.texts.extend(outcome.texts)
         self._file(name, STATUS_VALID, None, eid, outcome.signature)
         self.holders[eid] = name
         self.freed.discard(eid)
@@ -638,8 +658,20 @@ class _Batch:
     def flush(self) -> None:
         """Insert the rows gathered so far."""
         conn = self.conn
-        conn.executemany(f"INSERT INTO runs VALUES ({','.join('?' * 17)})", self.runs)
-        conn.executemany(f"INSERT INTO items VALUES ({','.join('?' * 11)})", self.items)
+        if self.served:
+            # Staged rows: copied by SQLite, for the runs this batch serves.
+            served = (orjson.dumps(self.served).decode(),)
+            picked = "IN (SELECT value FROM json_each(?))"
+            conn.execute(f"INSERT INTO runs SELECT * FROM staged.runs WHERE c0 {picked}", served)
+            conn.execute(f"INSERT INTO items SELECT * FROM staged.items WHERE c0 {picked}", served)
+            conn.execute(
+                "INSERT INTO item_text (rowid, content) SELECT rowid, content FROM staged.texts "
+                f"WHERE rowid >> {ITEM_BITS} {picked}",
+                served,
+            )
+            self.served = []
+        conn.executemany(INSERT_RUN, self.runs)
+        conn.executemany(INSERT_ITEM, self.items)
         conn.executemany("INSERT INTO item_text (rowid, content) VALUES (?, ?)", self.texts)
         conn.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)", self.files)
         self.runs, self.items, self.texts, self.files = [], [], [], []

@@ -98,3 +98,18 @@ CREATE INDEX items_model ON items (model_used, rid);
 """
 
 DDL: Final = TABLE_DDL + INDEX_DDL
+
+#: Columns of ``runs`` and ``items``, in table order (rows are inserted positionally).
+RUN_WIDTH: Final = 17
+ITEM_WIDTH: Final = 11
+
+INSERT_RUN: Final = f"INSERT INTO runs VALUES ({', '.join('?' * RUN_WIDTH)})"
+INSERT_ITEM: Final = f"INSERT INTO items VALUES ({', '.join('?' * ITEM_WIDTH)})"
+
+#: A staging file: the rows a worker process extracted from a slice of the store, copied into
+#: the index with ``INSERT ... SELECT`` (see storage.extract). Same column order as the index.
+STAGING_DDL: Final = f"""
+CREATE TABLE runs ({", ".join(f"c{n}" for n in range(RUN_WIDTH))});
+CREATE TABLE items ({", ".join(f"c{n}" for n in range(ITEM_WIDTH))});
+CREATE TABLE texts (rowid INTEGER PRIMARY KEY, content TEXT NOT NULL);
+"""

@@ -270,3 +270,111 @@ def test_an_index_file_made_by_another_process_is_never_replaced(
     with RecordIndex(store, index_path) as second:
         assert second.sync().added == 60
     assert index_path.stat().st_ino == inode
+
+
+def _store_with_duplicates(tmp_path: Path) -> Path:
+    from storage.demo import write_demo_store
+
+    store = tmp_path / "store"
+    write_demo_store(store, 120, seed=3)  # with one malformed file of each kind
+    for n in range(3):  # duplicates: a copy before the canonical file, and one after it
+        write_record(store, record_dict(f"exec_dup{n}"), name=f"aaa_{n}.json")
+        write_record(store, record_dict(f"exec_dup{n}"))
+        write_record(store, record_dict(f"exec_dup{n}"), name=f"zzz_{n}.json")
+    return store
+
+
+@pytest.mark.parametrize("cold", [True, False], ids=["cold build", "incremental"])
+def test_a_sync_in_worker_processes_writes_the_same_index_as_one_inline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cold: bool
+) -> None:
+    import storage.extract as extract_module
+    import storage.index as index_module
+
+    store = _store_with_duplicates(tmp_path)
+    staged, inline = tmp_path / "staged.sqlite3", tmp_path / "inline.sqlite3"
+    monkeypatch.setattr(index_module, "BULK_THRESHOLD", 50 if cold else 10**9)
+    monkeypatch.setattr(extract_module, "worker_count", lambda: 2)
+    monkeypatch.setattr(extract_module, "PARALLEL_THRESHOLD", 10)
+    monkeypatch.setattr(extract_module, "BATCH_SIZE", 7)  # duplicates span batches
+    copies: list[str] = []
+    real_store_batch = RecordIndex._store_batch
+
+    def watched(self: RecordIndex, conn: sqlite3.Connection, batch: object, *args: object) -> None:
+        staging = getattr(batch, "staging", None)
+        if staging is not None:
+            assert staging.exists()
+            copies.append(staging.name)
+        real_store_batch(self, conn, batch, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(RecordIndex, "_store_batch", watched)
+    with RecordIndex(store, staged) as idx:
+        report = idx.sync()
+    assert len(copies) == -(-report.scanned // 7)  # every batch came from a staging file
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".execgraph-staging")]
+    assert leftovers == []
+
+    monkeypatch.setattr(extract_module, "PARALLEL_THRESHOLD", 10**9)
+    with RecordIndex(store, inline) as idx:
+        assert idx.sync().added == report.added == 123
+    assert _content(staged) == _content(inline)
+
+
+def test_a_failing_worker_pool_falls_back_to_reading_inline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from concurrent.futures.process import BrokenProcessPool
+
+    import storage.extract as extract_module
+
+    store = _store_with_duplicates(tmp_path)
+    real_in_workers = extract_module._in_workers
+
+    def breaks_after_one_batch(*args: object) -> object:
+        batches = real_in_workers(*args)  # type: ignore[arg-type]
+        yield next(batches)
+        batches.close()
+        raise BrokenProcessPool("a worker died")
+
+    monkeypatch.setattr(extract_module, "worker_count", lambda: 2)
+    monkeypatch.setattr(extract_module, "PARALLEL_THRESHOLD", 10)
+    monkeypatch.setattr(extract_module, "BATCH_SIZE", 20)
+    monkeypatch.setattr(extract_module, "_in_workers", breaks_after_one_batch)
+    with RecordIndex(store, tmp_path / "index.sqlite3") as idx:
+        report = idx.sync()
+        assert report.added == 123
+        assert sorted(report.added_ids) == sorted(ids(idx)) == sorted(set(ids(idx)))
+    assert "reading files inline" in caplog.text
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".execgraph-staging")]
+
+
+def test_a_staging_folder_of_a_process_that_is_gone_is_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    import storage.extract as extract_module
+
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead_pid = int(gone.stdout)
+    abandoned = tmp_path / f".execgraph-staging-{dead_pid}-abc"
+    abandoned.mkdir()
+    (abandoned / "000000.sqlite3").write_bytes(b"x")
+    ours = tmp_path / f".execgraph-staging-{os.getpid()}-def"
+    ours.mkdir()
+    store = tmp_path / "store"
+    store.mkdir()
+    for n in range(12):
+        write_record(store, record_dict(f"exec_{n:03d}"))
+    monkeypatch.setattr(extract_module, "worker_count", lambda: 2)
+    monkeypatch.setattr(extract_module, "PARALLEL_THRESHOLD", 10)
+    with RecordIndex(store, tmp_path / "index.sqlite3") as idx:
+        assert idx.sync().added == 12
+    assert not abandoned.exists()
+    assert ours.exists()  # a running process's folder is left alone
