@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 #: Below this many files, parsing in worker processes costs more than it saves.
 PARALLEL_THRESHOLD: Final = 3000
 #: Files per batch: one transaction of the index, one staging file of a worker.
-BATCH_SIZE: Final = 1000
+BATCH_SIZE: Final = 2500
 
 RunRow = tuple[Any, ...]
 """A row of ``runs``: rid, execution_id .. size (see storage.schema)."""
