@@ -20,8 +20,9 @@ import shutil
 import sqlite3
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from pathlib import Path
@@ -202,15 +203,15 @@ def extract_batches(
     workers = worker_count()
     done = 0
     if len(jobs) >= PARALLEL_THRESHOLD and workers >= 2:
-        with _staging_folder(staging_parent) as folder, _collector_relaxed():
-            try:
+        try:
+            with _staging_folder(staging_parent) as folder, _collector_relaxed():
                 for batch in _in_workers(store, jobs, max_bytes, first_rid, folder, workers):
                     done += len(batch.outcomes)
                     yield batch
                     if batch.staging is not None:
                         batch.staging.unlink()
-            except (BrokenProcessPool, OSError, sqlite3.Error) as exc:
-                log.warning("parallel indexing unavailable (%s); reading files inline", exc)
+        except (BrokenProcessPool, OSError, sqlite3.Error) as exc:
+            log.warning("parallel indexing unavailable (%s); reading files inline", exc)
     for start in range(done, len(jobs), BATCH_SIZE):
         names = jobs[start : start + BATCH_SIZE]
         outcomes = [
@@ -222,22 +223,30 @@ def extract_batches(
 def _in_workers(
     store: Path, jobs: Sequence[str], max_bytes: int, first_rid: int, folder: Path, workers: int
 ) -> Iterator[Batch]:
+    """The batches, extracted by ``workers`` processes a few batches ahead of the consumer
+    (so that staging files on disk stay few however large the store)."""
     method = "fork" if threading.active_count() == 1 and os.name == "posix" else "spawn"
-    starts = range(0, len(jobs), BATCH_SIZE)
-    files = [folder / f"{n:06d}.sqlite3" for n in range(len(starts))]
+    starts = iter(range(0, len(jobs), BATCH_SIZE))
+    pending: deque[tuple[Future[list[Extracted | Refused]], Path]] = deque()
     pool = ProcessPoolExecutor(
         max_workers=workers, mp_context=get_context(method), initializer=_quiet_collector
     )
+
+    def submit() -> None:
+        start = next(starts, None)
+        if start is not None:
+            staging = folder / f"{start:012d}.sqlite3"
+            names = jobs[start : start + BATCH_SIZE]
+            args = (store, names, max_bytes, first_rid + start, staging)
+            pending.append((pool.submit(_extract_staged, *args), staging))
+
     try:
-        results = pool.map(
-            _extract_staged,
-            [store] * len(starts),
-            [jobs[start : start + BATCH_SIZE] for start in starts],
-            [max_bytes] * len(starts),
-            [first_rid + start for start in starts],
-            files,
-        )
-        for outcomes, staging in zip(results, files, strict=True):
+        for _ in range(2 * workers):
+            submit()
+        while pending:
+            future, staging = pending.popleft()
+            outcomes = future.result()
+            submit()
             yield Batch(outcomes, staging)
     finally:
         # On an error or an abandoned sync, do not wait for the slices nobody will read.
