@@ -291,8 +291,8 @@ class RecordIndex:
                 if entry is None:  # gone since the listing
                     if indexed:
                         removed.append(name)
-                else:
-                    changed.append(name)
+                elif row is None or not indexed or row[1:] != entry.signature:
+                    changed.append(name)  # new, changed, or (unreadable) with a new signature
                     listing[name] = entry
                 if indexed:
                     row = next(known, None)

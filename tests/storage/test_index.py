@@ -378,3 +378,17 @@ def test_a_staging_folder_of_a_process_that_is_gone_is_removed(
         assert idx.sync().added == 12
     assert not abandoned.exists()
     assert ours.exists()  # a running process's folder is left alone
+
+
+def test_a_second_sync_of_an_unchanged_store_reads_nothing_again(
+    store: Path, index: RecordIndex
+) -> None:
+    write_record(store, record_dict("exec_ok"))
+    (store / "broken.json").write_bytes(b"{")
+    os.symlink(store / "nowhere.json", store / "dangling.json")
+    os.symlink("/etc/hostname", store / "outside.json")
+    first = index.sync()
+    assert (first.added, first.invalid) == (1, 3)
+    again = index.sync()
+    assert (again.added, again.updated, again.removed, again.invalid) == (0, 0, 0, 0)
+    assert again.changed is False
