@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 from strawberry.dataloader import DataLoader
@@ -89,30 +89,38 @@ class Context:
     @cached_property
     def records(self) -> DataLoader[RecordKey, ExecutionRecord]:
         """Records by (execution id, file name): each file read at most once per request."""
-        return DataLoader(load_fn=self._load_records)
+        return DataLoader(load_fn=partial(_load_records, self.state))
 
     @cached_property
     def positions(self) -> DataLoader[PositionsKey, list[int]]:
         """Positions of a run's items matching some criteria, in one query per criteria."""
-        return DataLoader(load_fn=self._load_positions)
+        return DataLoader(load_fn=partial(_load_positions, self.state))
 
     def forget_reads(self) -> None:
         """Start afresh, as a new request would (a subscription does so before each event)."""
         for name in ("cache", "records", "positions"):
             self.__dict__.pop(name, None)
 
-    async def _load_records(
-        self, keys: Sequence[RecordKey]
-    ) -> list[ExecutionRecord | BaseException]:
-        return [self.state.read_record(name, eid) for eid, name in keys]
 
-    async def _load_positions(self, keys: Sequence[PositionsKey]) -> list[list[int]]:
-        by_criteria: dict[ItemCriteria, list[int]] = {}
-        for rid, crit in keys:
-            by_criteria.setdefault(crit, []).append(rid)
-        conn = self.state.index.reader()
-        found = {crit: item_positions(conn, rids, crit) for crit, rids in by_criteria.items()}
-        return [found[crit][rid] for rid, crit in keys]
+# The loaders' functions take the app's state, not the context: a loader held by the context
+# and calling back into it would be a reference cycle, and the whole request (its records,
+# items and futures) would wait for the garbage collector instead of being freed when the
+# request ends.
+
+
+async def _load_records(
+    state: AppState, keys: Sequence[RecordKey]
+) -> list[ExecutionRecord | BaseException]:
+    return [state.read_record(name, eid) for eid, name in keys]
+
+
+async def _load_positions(state: AppState, keys: Sequence[PositionsKey]) -> list[list[int]]:
+    by_criteria: dict[ItemCriteria, list[int]] = {}
+    for rid, crit in keys:
+        by_criteria.setdefault(crit, []).append(rid)
+    conn = state.index.reader()
+    found = {crit: item_positions(conn, rids, crit) for crit, rids in by_criteria.items()}
+    return [found[crit][rid] for rid, crit in keys]
 
 
 Info = StrawberryInfo[Context, None]
