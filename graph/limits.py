@@ -40,6 +40,7 @@ from strawberry.types.graphql import OperationType
 
 from graph.cost import CostModel, query_cost
 from graph.errors import QueryTooComplex, Timeout
+from graph.masking import MaskUnexpectedErrors
 from graph.permissions import principal_of_context
 from graph.settings import Settings
 
@@ -133,10 +134,16 @@ def _frozen(variables: Any) -> bytes:
         return repr(variables).encode()
 
 
-class QueryGuard(SchemaExtension):
-    """Every limit of one request: tokens, validation rules, introspection, cost and time."""
+class QueryGuard(MaskUnexpectedErrors):
+    """Every limit of one request: tokens, validation rules, introspection, cost and time;
+    and, on the way out, the masking of unexpected errors (see :mod:`graph.masking`).
+
+    Masking comes last, after the limits' own typed errors (``TIMEOUT``,
+    ``QUERY_TOO_COMPLEX``) have replaced a result: those are expected and reach the client.
+    """
 
     def __init__(self, limits: Limits, rules: tuple[type[ASTValidationRule], ...]) -> None:
+        super().__init__()
         self.limits = limits
         self.rules = rules
 
@@ -151,7 +158,7 @@ class QueryGuard(SchemaExtension):
             if principal is None or not principal.via_token:
                 rules = (*rules, _IntrospectionRefused)
         ctx.validation_rules = (*ctx.validation_rules, *rules)
-        yield
+        yield from super().on_operation()
 
     async def on_execute(self) -> AsyncIterator[None]:
         ctx = self.execution_context

@@ -1,8 +1,9 @@
 """Assembly of the Strawberry schema from the roots and extensions.
 
-Extension order matters on the way out: extensions listed later finish first, so the limits'
-typed errors (``TIMEOUT``, ``QUERY_TOO_COMPLEX``) replace a result before the masking extension
-looks for unexpected errors to log.
+Extensions: the shared parser and validation caches, and one guard
+(:class:`graph.limits.QueryGuard`) that enforces the limits and, on the way out, masks
+unexpected errors; the limits' typed errors (``TIMEOUT``, ``QUERY_TOO_COMPLEX``) are in place
+before the masking looks at the result.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext
 
 from graph.limits import Limits, limit_extensions
-from graph.masking import MaskUnexpectedErrors
 from graph.mutation import Mutation
 from graph.query import Query
 from graph.subscription import Subscription
@@ -79,7 +79,6 @@ def build_schema(limits: Limits | None = None, **kwargs: Any) -> ExecgraphSchema
         types=[Execution, ExecutionItem],
         config=StrawberryConfig(scalar_map=SCALAR_MAP, disable_field_suggestions=limits.production),
         extensions=[
-            MaskUnexpectedErrors,
             lambda: ParserCache(maxsize=256),  # the LRU itself is module-level, shared
             lambda: ValidationCache(maxsize=256),
             *limit_extensions(limits),
