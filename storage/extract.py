@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 PARALLEL_THRESHOLD: Final = 3000
 #: Files per batch: one transaction of the index, one staging file of a worker.
 BATCH_SIZE: Final = 2500
+#: The first batches of the workers are smaller: the index starts copying rows sooner instead
+#: of waiting, idle, for the first full batch.
+FIRST_BATCH_SIZE: Final = 500
 
 RunRow = tuple[Any, ...]
 """A row of ``runs``: rid, execution_id .. size (see storage.schema)."""
@@ -226,17 +229,18 @@ def _in_workers(
     """The batches, extracted by ``workers`` processes a few batches ahead of the consumer
     (so that staging files on disk stay few however large the store)."""
     method = "fork" if threading.active_count() == 1 and os.name == "posix" else "spawn"
-    starts = iter(range(0, len(jobs), BATCH_SIZE))
+    spans = _spans(len(jobs), min(FIRST_BATCH_SIZE, BATCH_SIZE), workers)
     pending: deque[tuple[Future[list[Extracted | Refused]], Path]] = deque()
     pool = ProcessPoolExecutor(
         max_workers=workers, mp_context=get_context(method), initializer=_quiet_collector
     )
 
     def submit() -> None:
-        start = next(starts, None)
-        if start is not None:
+        span = next(spans, None)
+        if span is not None:
+            start, stop = span
             staging = folder / f"{start:012d}.sqlite3"
-            names = jobs[start : start + BATCH_SIZE]
+            names = jobs[start:stop]
             args = (store, names, max_bytes, first_rid + start, staging)
             pending.append((pool.submit(_extract_staged, *args), staging))
 
@@ -251,6 +255,19 @@ def _in_workers(
     finally:
         # On an error or an abandoned sync, do not wait for the slices nobody will read.
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _spans(total: int, first: int, workers: int) -> Iterator[tuple[int, int]]:
+    """(start, stop) of the worker batches: one small batch per worker first, then full ones."""
+    start = 0
+    for _ in range(workers):
+        if start >= total:
+            return
+        yield start, min(start + first, total)
+        start += first
+    while start < total:
+        yield start, min(start + BATCH_SIZE, total)
+        start += BATCH_SIZE
 
 
 _STAGING_PREFIX: Final = ".execgraph-staging-"

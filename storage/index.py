@@ -242,7 +242,8 @@ class RecordIndex:
             names = self._list_names()
             report = SyncReport(scanned=len(names))
             if fresh and empty and len(names) >= BULK_THRESHOLD and not self._all_readers:
-                listing = {name: entry for name in names if (entry := self._stat(name))}
+                with _open_directory(self.store) as dir_fd:
+                    listing = {name: entry for name in names if (entry := self._stat(name, dir_fd))}
                 del names
                 self._build_anew(listing, report, progress)
             else:
@@ -287,7 +288,7 @@ class RecordIndex:
                     if st is not None and (st.st_size, st.st_mtime_ns, st.st_ino) == row[1:]:
                         row = next(known, None)
                         continue
-                entry = self._stat(name)
+                entry = self._stat(name, dir_fd)
                 if entry is None:  # gone since the listing
                     if indexed:
                         removed.append(name)
@@ -427,15 +428,19 @@ class RecordIndex:
         found.sort()
         return found
 
-    def _stat(self, name: str) -> _Entry | None:
-        """The signature of a listed file, why it cannot be read, or None if it is gone."""
+    def _stat(self, name: str, dir_fd: int | None = None) -> _Entry | None:
+        """The signature of a listed file, why it cannot be read, or None if it is gone.
+
+        With ``dir_fd`` (a descriptor of the store, see :func:`_open_directory`) the name is
+        looked up relative to it, without building a path.
+        """
         # The hot path of every sync (100,000 calls): no Path objects, plain tuples.
-        path = os.path.join(self.store, name)
+        path = name if dir_fd is not None else os.path.join(self.store, name)
         try:
-            st = os.stat(path)
+            st = os.stat(path, dir_fd=dir_fd)
         except FileNotFoundError:
             try:
-                lst = os.lstat(path)
+                lst = os.lstat(path, dir_fd=dir_fd)
             except FileNotFoundError:
                 return None  # gone between listing and stat
             return _Entry(FileSignature(0, lst.st_mtime_ns, lst.st_ino), "broken symbolic link")
@@ -562,6 +567,8 @@ class _Batch:
         self.staged = staged
         #: rids of staged runs to copy into the index at the next flush.
         self.served: list[int] = []
+        #: How many runs the staging file holds (set by :meth:`store`).
+        self.staged_runs = 0
         self.runs: list[tuple[Any, ...]] = []
         self.items: list[tuple[Any, ...]] = []
         self.texts: list[tuple[int, str]] = []
@@ -579,6 +586,8 @@ class _Batch:
 
     def store(self, outcomes: list[Extracted | Refused]) -> None:
         names = [o.name for o in outcomes]
+        if self.staged:
+            self.staged_runs = sum(isinstance(o, Extracted) for o in outcomes)
         previous = self._lookup(
             "SELECT file_name, execution_id FROM runs WHERE file_name IN ({marks})", names
         )
@@ -660,8 +669,13 @@ class _Batch:
         conn = self.conn
         if self.served:
             # Staged rows: copied by SQLite, for the runs this batch serves.
-            served = (orjson.dumps(self.served).decode(),)
-            picked = "IN (SELECT value FROM json_each(?))"
+            if len(self.served) == self.staged_runs:
+                # Every staged run (the usual case): the tables are copied whole.
+                served: tuple[str, ...] = ()
+                picked = "IS NOT NULL"
+            else:
+                served = (orjson.dumps(self.served).decode(),)
+                picked = "IN (SELECT value FROM json_each(?))"
             conn.execute(f"INSERT INTO runs SELECT * FROM staged.runs WHERE c0 {picked}", served)
             conn.execute(f"INSERT INTO items SELECT * FROM staged.items WHERE c0 {picked}", served)
             conn.execute(

@@ -156,21 +156,14 @@ def parse_record(data: bytes) -> ExecutionRecord:
     """Validate a record file's bytes; raise :class:`InvalidRecordError` with a readable reason.
 
     The fast path validates the bytes in one pass (pydantic's strict JSON mode: exact types,
-    integers of any size, timestamps only as strings). Only when that fails is the file parsed
-    again with orjson, to say precisely what is wrong with it.
+    integers of any size, timestamps only as strings). Its parser refuses an empty file, a
+    byte order mark and invalid UTF-8 anywhere in the file, so those checks, and the second
+    parse with orjson that says precisely what is wrong, run only for a file it refused.
     """
-    if not data.strip():
-        raise InvalidRecordError("empty file (the writer may still be writing it)")
-    if data.startswith(_BOM):
-        raise InvalidRecordError("starts with a UTF-8 byte order mark (BOM)")
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidRecordError(f"not valid UTF-8 (bad byte at offset {exc.start})") from exc
     try:
         record = ExecutionRecord.model_validate_json(data, strict=True)
     except ValidationError as exc:
-        raise InvalidRecordError(_diagnose(data, exc)) from exc
+        raise InvalidRecordError(_refusal(data, exc)) from exc
     if (b"NaN" in data or b"Infinity" in data) and _has_non_finite(data):
         raise InvalidRecordError("not valid JSON: contains NaN or Infinity")
     return record
@@ -190,6 +183,19 @@ def _has_non_finite(data: bytes) -> bool:
     except orjson.JSONDecodeError:
         return True
     return False
+
+
+def _refusal(data: bytes, exc: ValidationError) -> str:
+    """Why the validator refused ``data``: the file's encoding first, then :func:`_diagnose`."""
+    if not data.strip():
+        return "empty file (the writer may still be writing it)"
+    if data.startswith(_BOM):
+        return "starts with a UTF-8 byte order mark (BOM)"
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return f"not valid UTF-8 (bad byte at offset {bad.start})"
+    return _diagnose(data, exc)
 
 
 def _diagnose(data: bytes, exc: ValidationError) -> str:

@@ -297,6 +297,7 @@ def test_a_sync_in_worker_processes_writes_the_same_index_as_one_inline(
     monkeypatch.setattr(extract_module, "worker_count", lambda: 2)
     monkeypatch.setattr(extract_module, "PARALLEL_THRESHOLD", 10)
     monkeypatch.setattr(extract_module, "BATCH_SIZE", 7)  # duplicates span batches
+    monkeypatch.setattr(extract_module, "FIRST_BATCH_SIZE", 3)
     copies: list[str] = []
     real_store_batch = RecordIndex._store_batch
 
@@ -310,7 +311,8 @@ def test_a_sync_in_worker_processes_writes_the_same_index_as_one_inline(
     monkeypatch.setattr(RecordIndex, "_store_batch", watched)
     with RecordIndex(store, staged) as idx:
         report = idx.sync()
-    assert len(copies) == -(-report.scanned // 7)  # every batch came from a staging file
+    # Every batch came from a staging file: one small one per worker first, then full ones.
+    assert len(copies) == 2 + -(-(report.scanned - 2 * 3) // 7)
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".execgraph-staging")]
     assert leftovers == []
 
@@ -318,6 +320,22 @@ def test_a_sync_in_worker_processes_writes_the_same_index_as_one_inline(
     with RecordIndex(store, inline) as idx:
         assert idx.sync().added == report.added == 123
     assert _content(staged) == _content(inline)
+
+
+def test_worker_batches_start_small_then_full() -> None:
+    from storage.extract import BATCH_SIZE, _spans
+
+    assert list(_spans(20, 3, 2)) == [(0, 3), (3, 6), (6, 20)]
+    big = list(_spans(2 * 500 + 2 * BATCH_SIZE + 1, 500, 2))
+    assert big == [
+        (0, 500),
+        (500, 1000),
+        (1000, 1000 + BATCH_SIZE),
+        (1000 + BATCH_SIZE, 1000 + 2 * BATCH_SIZE),
+        (1000 + 2 * BATCH_SIZE, 1001 + 2 * BATCH_SIZE),
+    ]
+    assert list(_spans(2, 3, 2)) == [(0, 2)]
+    assert list(_spans(0, 3, 2)) == []
 
 
 def test_a_failing_worker_pool_falls_back_to_reading_inline(
