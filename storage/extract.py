@@ -24,12 +24,13 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from datetime import datetime
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
-from storage.models import ExecutionRecord
-from storage.reader import FileSignature, InvalidRecordError, parse_record, read_file
+from storage.models import ITEM_DEFAULTS, RECORD_DEFAULTS
+from storage.reader import FileSignature, InvalidRecordError, parse_record_fields, read_file
 from storage.schema import INSERT_ITEM, INSERT_RUN, ITEM_BITS, STAGING_DDL
 
 log = logging.getLogger(__name__)
@@ -85,54 +86,58 @@ class Batch(NamedTuple):
     staging: Path | None
 
 
-def timestamp_key(record: ExecutionRecord) -> str:
-    """The wall-clock sort key of a record: naive local time compared as written."""
-    return record.timestamp.replace(tzinfo=None).isoformat(timespec="microseconds")
+def timestamp_key(timestamp: datetime) -> str:
+    """The wall-clock sort key of a record's timestamp: naive local time compared as written."""
+    return timestamp.replace(tzinfo=None).isoformat(timespec="microseconds")
 
 
-def rows_of(name: str, record: ExecutionRecord, signature: FileSignature, rid: int) -> Extracted:
-    """The index rows of a validated record, to be stored as run ``rid``."""
-    size = signature.size
-    ts = timestamp_key(record)
-    duration = record.total_execution_time
+def rows_of(name: str, fields: dict[str, Any], signature: FileSignature, rid: int) -> Extracted:
+    """The index rows of a validated record (its fields, as :func:`parse_record_fields` gives
+    them), to be stored as run ``rid``."""
+    record = {**RECORD_DEFAULTS, **fields}
+    timestamp: datetime = record["timestamp"]
+    ts = timestamp_key(timestamp)
+    duration = record["total_execution_time"]
+    seed = record["used_seed"]
+    items = [{**ITEM_DEFAULTS, **item} for item in record["items"]]
     run = (
         rid,
-        record.execution_id,
+        record["execution_id"],
         name,
-        record.config_name,
+        record["config_name"],
         ts,
-        record.timestamp.isoformat(),
+        timestamp.isoformat(),
         ts[:10],
-        record.user_id,
-        record.session_id,
-        record.execution_mode,
-        record.safety_level,
-        None if record.used_seed is None else str(record.used_seed),
+        record["user_id"],
+        record["session_id"],
+        record["execution_mode"],
+        record["safety_level"],
+        None if seed is None else str(seed),
         -1.0 if duration is None else float(duration),
         None if duration is None else float(duration),
-        record.taxonomy_version,
-        len(record.items),
-        size,
+        record["taxonomy_version"],
+        len(items),
+        signature.size,
     )
-    items = [
+    item_rows = [
         (
             rid,
             pos,
-            item.sequence_number,
-            item.item_type,
-            item.media_type,
-            item.stage,
-            item.stage_iteration,
-            item.loop_iteration,
-            item.model_used,
-            item.backend_type,
-            item.config_used,
+            item["sequence_number"],
+            item["item_type"],
+            item["media_type"],
+            item["stage"],
+            item["stage_iteration"],
+            item["loop_iteration"],
+            item["model_used"],
+            item["backend_type"],
+            item["config_used"],
         )
-        for pos, item in enumerate(record.items)
+        for pos, item in enumerate(items)
     ]
     base = rid << ITEM_BITS
-    texts = [(base | pos, item.content) for pos, item in enumerate(record.items) if item.content]
-    return Extracted(name, signature, record.execution_id, rid, run, items, texts)
+    texts = [(base | pos, item["content"]) for pos, item in enumerate(items) if item["content"]]
+    return Extracted(name, signature, record["execution_id"], rid, run, item_rows, texts)
 
 
 def extract(store: Path, name: str, max_bytes: int, rid: int) -> Extracted | Refused:
@@ -140,10 +145,10 @@ def extract(store: Path, name: str, max_bytes: int, rid: int) -> Extracted | Ref
     served."""
     try:
         data, signature = read_file(store, name, max_bytes=max_bytes)
-        record = parse_record(data)
+        fields = parse_record_fields(data)
     except InvalidRecordError as exc:
         return Refused(name, exc.reason)
-    return rows_of(name, record, signature, rid)
+    return rows_of(name, fields, signature, rid)
 
 
 def _extract_staged(
