@@ -99,7 +99,7 @@ def rows_of(name: str, fields: dict[str, Any], signature: FileSignature, rid: in
     ts = timestamp_key(timestamp)
     duration = record["total_execution_time"]
     seed = record["used_seed"]
-    items = [{**ITEM_DEFAULTS, **item} for item in record["items"]]
+    items: list[dict[str, Any]] = record["items"]
     run = (
         rid,
         record["execution_id"],
@@ -119,6 +119,9 @@ def rows_of(name: str, fields: dict[str, Any], signature: FileSignature, rid: in
         len(items),
         signature.size,
     )
+    # Optional item keys a file lacks take the model's defaults (a merged dict per item would
+    # cost more than the rest of this function).
+    default = ITEM_DEFAULTS
     item_rows = [
         (
             rid,
@@ -127,16 +130,21 @@ def rows_of(name: str, fields: dict[str, Any], signature: FileSignature, rid: in
             item["item_type"],
             item["media_type"],
             item["stage"],
-            item["stage_iteration"],
-            item["loop_iteration"],
-            item["model_used"],
-            item["backend_type"],
-            item["config_used"],
+            item.get("stage_iteration", default["stage_iteration"]),
+            item.get("loop_iteration", default["loop_iteration"]),
+            item.get("model_used", default["model_used"]),
+            item.get("backend_type", default["backend_type"]),
+            item.get("config_used", default["config_used"]),
         )
         for pos, item in enumerate(items)
     ]
     base = rid << ITEM_BITS
-    texts = [(base | pos, item["content"]) for pos, item in enumerate(items) if item["content"]]
+    no_content = default["content"]
+    texts = [
+        (base | pos, content)
+        for pos, item in enumerate(items)
+        if (content := item.get("content", no_content))
+    ]
     return Extracted(name, signature, record["execution_id"], rid, run, item_rows, texts)
 
 
