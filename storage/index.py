@@ -27,12 +27,19 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 
 import orjson
 
 from storage.extract import Batch, Extracted, Refused, extract, extract_batches
-from storage.reader import DEFAULT_MAX_FILE_BYTES, FileSignature, is_record_name
+from storage.reader import (
+    DEFAULT_MAX_FILE_BYTES,
+    FileEntry,
+    FileSignature,
+    is_record_name,
+    open_directory,
+    stat_entry,
+)
 from storage.schema import (
     DDL,
     FORMAT_VERSION,
@@ -77,13 +84,6 @@ class SyncReport:
     def changed(self) -> bool:
         """Whether anything visible to queries changed."""
         return bool(self.added or self.updated or self.removed or self.invalid)
-
-
-class _Entry(NamedTuple):
-    """One directory entry as listed: its signature, or why it cannot even be stat'ed."""
-
-    signature: FileSignature
-    problem: str | None
 
 
 class RecordIndex:
@@ -242,8 +242,12 @@ class RecordIndex:
             names = self._list_names()
             report = SyncReport(scanned=len(names))
             if fresh and empty and len(names) >= BULK_THRESHOLD and not self._all_readers:
-                with _open_directory(self.store) as dir_fd:
-                    listing = {name: entry for name in names if (entry := self._stat(name, dir_fd))}
+                with open_directory(self.store) as dir_fd:
+                    listing = {
+                        name: entry
+                        for name in names
+                        if (entry := stat_entry(self.store, name, dir_fd))
+                    }
                 del names
                 self._build_anew(listing, report, progress)
             else:
@@ -255,7 +259,7 @@ class RecordIndex:
 
     def _compare(
         self, conn: sqlite3.Connection, names: list[str]
-    ) -> tuple[list[str], list[str], dict[str, _Entry]]:
+    ) -> tuple[list[str], list[str], dict[str, FileEntry]]:
         """Walk the store's sorted names and the index's files side by side, in name order.
 
         Returns the changed names (new or with another signature), the removed ones, and the
@@ -265,12 +269,12 @@ class RecordIndex:
         """
         changed: list[str] = []
         removed: list[str] = []
-        listing: dict[str, _Entry] = {}
+        listing: dict[str, FileEntry] = {}
         cursor = conn.execute("SELECT name, size, mtime_ns, inode FROM files ORDER BY name")
         known = _fetched(cursor)
         row = next(known, None)
         stat = os.stat
-        with _open_directory(self.store) as dir_fd:
+        with open_directory(self.store) as dir_fd:
             for name in names:
                 while row is not None and row[0] < name:
                     removed.append(row[0])
@@ -288,7 +292,7 @@ class RecordIndex:
                     if st is not None and (st.st_size, st.st_mtime_ns, st.st_ino) == row[1:]:
                         row = next(known, None)
                         continue
-                entry = self._stat(name, dir_fd)
+                entry = stat_entry(self.store, name, dir_fd)
                 if entry is None:  # gone since the listing
                     if indexed:
                         removed.append(name)
@@ -303,7 +307,7 @@ class RecordIndex:
         return changed, removed, listing
 
     def _build_anew(
-        self, listing: dict[str, _Entry], report: SyncReport, progress: ProgressCallback | None
+        self, listing: dict[str, FileEntry], report: SyncReport, progress: ProgressCallback | None
     ) -> None:
         """Index a whole store into a new file, then put it in place of the empty index.
 
@@ -376,12 +380,12 @@ class RecordIndex:
             return SyncReport()
         try:
             conn = self._require_writer()
-            listing: dict[str, _Entry] = {}
+            listing: dict[str, FileEntry] = {}
             gone: list[str] = []
             for name in sorted(set(names)):
                 if not (is_record_name(name) and _is_utf8(name)):
                     continue
-                entry = self._stat(name)
+                entry = stat_entry(self.store, name)
                 if entry is None:
                     gone.append(name)
                     continue
@@ -428,32 +432,12 @@ class RecordIndex:
         found.sort()
         return found
 
-    def _stat(self, name: str, dir_fd: int | None = None) -> _Entry | None:
-        """The signature of a listed file, why it cannot be read, or None if it is gone.
-
-        With ``dir_fd`` (a descriptor of the store, see :func:`_open_directory`) the name is
-        looked up relative to it, without building a path.
-        """
-        # The hot path of every sync (100,000 calls): no Path objects, plain tuples.
-        path = name if dir_fd is not None else os.path.join(self.store, name)
-        try:
-            st = os.stat(path, dir_fd=dir_fd)
-        except FileNotFoundError:
-            try:
-                lst = os.lstat(path, dir_fd=dir_fd)
-            except FileNotFoundError:
-                return None  # gone between listing and stat
-            return _Entry(FileSignature(0, lst.st_mtime_ns, lst.st_ino), "broken symbolic link")
-        except OSError as exc:
-            return _Entry(FileSignature(0, 0, 0), f"cannot be read ({exc.strerror})")
-        return _Entry(FileSignature(st.st_size, st.st_mtime_ns, st.st_ino), None)
-
     def _apply(
         self,
         conn: sqlite3.Connection,
         changed: list[str],
         removed: list[str],
-        listing: dict[str, _Entry],
+        listing: dict[str, FileEntry],
         report: SyncReport,
         progress: ProgressCallback | None,
     ) -> None:
@@ -498,7 +482,9 @@ class RecordIndex:
                 sorted(freed),
             )
         ]
-        listing = {name: entry for name in waiting if (entry := self._stat(name)) is not None}
+        listing = {
+            name: entry for name in waiting if (entry := stat_entry(self.store, name)) is not None
+        }
         first_rid = max(first_rid, _next_rid(conn))
         outcomes: list[Extracted | Refused] = [
             extract(self.store, name, self.max_file_bytes, first_rid + k)
@@ -530,7 +516,7 @@ class RecordIndex:
         self,
         conn: sqlite3.Connection,
         batch: Batch,
-        listing: dict[str, _Entry],
+        listing: dict[str, FileEntry],
         report: SyncReport,
         freed: set[str],
     ) -> None:
@@ -553,7 +539,7 @@ class _Batch:
     def __init__(
         self,
         conn: sqlite3.Connection,
-        listing: dict[str, _Entry],
+        listing: dict[str, FileEntry],
         report: SyncReport,
         freed: set[str],
         *,
@@ -732,23 +718,6 @@ def _fetched(cursor: sqlite3.Cursor, size: int = 2000) -> Iterator[Any]:
     """The rows of a query, fetched a few thousand at a time."""
     while rows := cursor.fetchmany(size):
         yield from rows
-
-
-@contextlib.contextmanager
-def _open_directory(path: Path) -> Iterator[int | None]:
-    """A descriptor of ``path`` for ``os.stat(name, dir_fd=...)``, or None where unsupported."""
-    if os.stat not in os.supports_dir_fd:
-        yield None
-        return
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        yield None
-        return
-    try:
-        yield fd
-    finally:
-        os.close(fd)
 
 
 def _chunks(values: list[str], size: int) -> Iterator[list[str]]:

@@ -12,9 +12,11 @@ store itself.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
@@ -49,6 +51,51 @@ class FileSignature(NamedTuple):
     size: int
     mtime_ns: int
     inode: int
+
+
+class FileEntry(NamedTuple):
+    """One directory entry as listed: its signature, or why it cannot even be stat'ed."""
+
+    signature: FileSignature
+    problem: str | None
+
+
+def stat_entry(root: Path, name: str, dir_fd: int | None = None) -> FileEntry | None:
+    """The signature of a listed file, why it cannot be read, or None if it is gone.
+
+    With ``dir_fd`` (a descriptor of ``root``, see :func:`open_directory`) the name is looked
+    up relative to it, without building a path.
+    """
+    # The hot path of every sync (100,000 calls): no Path objects, plain tuples.
+    path = name if dir_fd is not None else os.path.join(root, name)
+    try:
+        st = os.stat(path, dir_fd=dir_fd)
+    except FileNotFoundError:
+        try:
+            lst = os.lstat(path, dir_fd=dir_fd)
+        except FileNotFoundError:
+            return None  # gone between listing and stat
+        return FileEntry(FileSignature(0, lst.st_mtime_ns, lst.st_ino), "broken symbolic link")
+    except OSError as exc:
+        return FileEntry(FileSignature(0, 0, 0), f"cannot be read ({exc.strerror})")
+    return FileEntry(FileSignature(st.st_size, st.st_mtime_ns, st.st_ino), None)
+
+
+@contextlib.contextmanager
+def open_directory(path: Path) -> Iterator[int | None]:
+    """A descriptor of ``path`` for ``os.stat(name, dir_fd=...)``, or None where unsupported."""
+    if os.stat not in os.supports_dir_fd:
+        yield None
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        yield None
+        return
+    try:
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def is_record_name(name: str) -> bool:
