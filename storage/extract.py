@@ -21,7 +21,7 @@ import sqlite3
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
@@ -30,7 +30,14 @@ from pathlib import Path
 from typing import Any, Final, NamedTuple
 
 from storage.models import ITEM_DEFAULTS, RECORD_DEFAULTS
-from storage.reader import FileSignature, InvalidRecordError, parse_record_fields, read_file
+from storage.reader import (
+    FileSignature,
+    InvalidRecordError,
+    open_directory,
+    parse_record_fields,
+    read_file,
+    stat_entry,
+)
 from storage.schema import INSERT_ITEM, INSERT_RUN, ITEM_BITS, STAGING_DDL
 
 log = logging.getLogger(__name__)
@@ -72,6 +79,17 @@ class Refused(NamedTuple):
 
     name: str
     reason: str
+    #: The file's signature as stat'ed before it was read; None: the sync's listing has it.
+    signature: FileSignature | None = None
+
+
+class Gone(NamedTuple):
+    """A file that was listed but was gone when its turn came (see :func:`extract_unlisted`)."""
+
+    name: str
+
+
+Outcome = Extracted | Refused | Gone
 
 
 class Batch(NamedTuple):
@@ -82,7 +100,7 @@ class Batch(NamedTuple):
     the consumer has moved on to the next batch.
     """
 
-    outcomes: list[Extracted | Refused]
+    outcomes: list[Outcome]
     staging: Path | None
 
 
@@ -159,16 +177,59 @@ def extract(store: Path, name: str, max_bytes: int, rid: int) -> Extracted | Ref
     return rows_of(name, fields, signature, rid)
 
 
+def extract_unlisted(
+    store: Path, name: str, max_bytes: int, rid: int, dir_fd: int | None = None
+) -> Outcome:
+    """:func:`extract` for a file the sync listed by name only (a cold build, where no index
+    row needs comparing): the file is stat'ed first, as a listing would, so a refused file is
+    recorded with the signature seen before reading it, and a file that cannot even be stat'ed
+    gets the listing's reason."""
+    entry = stat_entry(store, name, dir_fd)
+    if entry is None:
+        return Gone(name)
+    if entry.problem is not None:
+        return Refused(name, entry.problem, entry.signature)
+    outcome = extract(store, name, max_bytes, rid)
+    if isinstance(outcome, Refused):
+        return outcome._replace(signature=entry.signature)
+    return outcome
+
+
+def _extract_all(
+    store: Path,
+    names: Sequence[str],
+    max_bytes: int,
+    first_rid: int,
+    known: Mapping[str, Refused],
+    listed: bool,
+) -> Iterator[Outcome]:
+    """The outcomes of ``names`` in order: the ``known`` ones as given, the others read."""
+    with contextlib.nullcontext(None) if listed else open_directory(store) as dir_fd:
+        for k, name in enumerate(names):
+            refused = known.get(name)
+            if refused is not None:
+                yield refused
+            elif listed:
+                yield extract(store, name, max_bytes, first_rid + k)
+            else:
+                yield extract_unlisted(store, name, max_bytes, first_rid + k, dir_fd)
+
+
 def _extract_staged(
-    store: Path, names: Sequence[str], max_bytes: int, first_rid: int, staging: Path
-) -> list[Extracted | Refused]:
+    store: Path,
+    names: Sequence[str],
+    max_bytes: int,
+    first_rid: int,
+    staging: Path,
+    known: Mapping[str, Refused],
+    listed: bool,
+) -> list[Outcome]:
     """Worker task: extract ``names`` and write their rows into a new staging file."""
-    outcomes: list[Extracted | Refused] = []
+    outcomes: list[Outcome] = []
     runs: list[RunRow] = []
     items: list[ItemRow] = []
     texts: list[TextRow] = []
-    for k, name in enumerate(names):
-        outcome = extract(store, name, max_bytes, first_rid + k)
+    for outcome in _extract_all(store, names, max_bytes, first_rid, known, listed):
         if isinstance(outcome, Extracted):
             runs.append(outcome.run)
             items.extend(outcome.items)
@@ -203,12 +264,21 @@ def worker_count() -> int:
 
 
 def extract_batches(
-    store: Path, jobs: Sequence[str], max_bytes: int, first_rid: int, staging_parent: Path
+    store: Path,
+    jobs: Sequence[str],
+    max_bytes: int,
+    first_rid: int,
+    staging_parent: Path,
+    *,
+    known: Mapping[str, Refused] | None = None,
+    listed: bool = True,
 ) -> Iterator[Batch]:
     """Extract every named file, in order, a batch at a time; in worker processes when there
     are many, with their rows in staging files in a private folder of ``staging_parent``.
 
-    The file ``jobs[k]`` is given the rid ``first_rid + k`` (used only if it is served).
+    The file ``jobs[k]`` is given the rid ``first_rid + k`` (used only if it is served). Files
+    in ``known`` are not read: their outcome is given. With ``listed`` false the files were
+    listed by name only and each is stat'ed just before it is read (:func:`extract_unlisted`).
 
     Workers are forked when this process runs no other thread (the CLI before serving), and
     spawned otherwise (forking a threaded server is unsafe). If workers cannot be started or
@@ -217,11 +287,15 @@ def extract_batches(
     longer runs is removed by the next large sync).
     """
     workers = worker_count()
+    known = known or {}
     done = 0
     if len(jobs) >= PARALLEL_THRESHOLD and workers >= 2:
         try:
             with _staging_folder(staging_parent) as folder, _collector_relaxed():
-                for batch in _in_workers(store, jobs, max_bytes, first_rid, folder, workers):
+                batches = _in_workers(
+                    store, jobs, max_bytes, first_rid, folder, workers, known, listed
+                )
+                for batch in batches:
                     done += len(batch.outcomes)
                     yield batch
                     if batch.staging is not None:
@@ -230,20 +304,25 @@ def extract_batches(
             log.warning("parallel indexing unavailable (%s); reading files inline", exc)
     for start in range(done, len(jobs), BATCH_SIZE):
         names = jobs[start : start + BATCH_SIZE]
-        outcomes = [
-            extract(store, name, max_bytes, first_rid + start + k) for k, name in enumerate(names)
-        ]
+        outcomes = list(_extract_all(store, names, max_bytes, first_rid + start, known, listed))
         yield Batch(outcomes, None)
 
 
 def _in_workers(
-    store: Path, jobs: Sequence[str], max_bytes: int, first_rid: int, folder: Path, workers: int
+    store: Path,
+    jobs: Sequence[str],
+    max_bytes: int,
+    first_rid: int,
+    folder: Path,
+    workers: int,
+    known: Mapping[str, Refused],
+    listed: bool,
 ) -> Iterator[Batch]:
     """The batches, extracted by ``workers`` processes a few batches ahead of the consumer
     (so that staging files on disk stay few however large the store)."""
     method = "fork" if threading.active_count() == 1 and os.name == "posix" else "spawn"
     spans = _spans(len(jobs), min(FIRST_BATCH_SIZE, BATCH_SIZE), workers)
-    pending: deque[tuple[Future[list[Extracted | Refused]], Path]] = deque()
+    pending: deque[tuple[Future[list[Outcome]], Path]] = deque()
     pool = ProcessPoolExecutor(
         max_workers=workers, mp_context=get_context(method), initializer=_quiet_collector
     )
@@ -254,7 +333,8 @@ def _in_workers(
             start, stop = span
             staging = folder / f"{start:012d}.sqlite3"
             names = jobs[start:stop]
-            args = (store, names, max_bytes, first_rid + start, staging)
+            given = {name: known[name] for name in names if name in known}
+            args = (store, names, max_bytes, first_rid + start, staging, given, listed)
             pending.append((pool.submit(_extract_staged, *args), staging))
 
     try:

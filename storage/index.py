@@ -31,7 +31,15 @@ from typing import Any, Final
 
 import orjson
 
-from storage.extract import Batch, Extracted, Refused, extract, extract_batches
+from storage.extract import (
+    Batch,
+    Extracted,
+    Gone,
+    Outcome,
+    Refused,
+    extract,
+    extract_batches,
+)
 from storage.reader import (
     DEFAULT_MAX_FILE_BYTES,
     FileEntry,
@@ -242,14 +250,9 @@ class RecordIndex:
             names = self._list_names()
             report = SyncReport(scanned=len(names))
             if fresh and empty and len(names) >= BULK_THRESHOLD and not self._all_readers:
-                with open_directory(self.store) as dir_fd:
-                    listing = {
-                        name: entry
-                        for name in names
-                        if (entry := stat_entry(self.store, name, dir_fd))
-                    }
-                del names
-                self._build_anew(listing, report, progress)
+                # Nothing to compare with: each file is stat'ed by whoever reads it, so that
+                # the listing's stats run in the workers, beside the reading.
+                self._build_anew(names, report, progress)
             else:
                 changed, removed, listing = self._compare(conn, names)
                 del names
@@ -307,7 +310,7 @@ class RecordIndex:
         return changed, removed, listing
 
     def _build_anew(
-        self, listing: dict[str, FileEntry], report: SyncReport, progress: ProgressCallback | None
+        self, names: list[str], report: SyncReport, progress: ProgressCallback | None
     ) -> None:
         """Index a whole store into a new file, then put it in place of the empty index.
 
@@ -328,7 +331,7 @@ class RecordIndex:
             conn.execute("PRAGMA cache_size=-32000")
             conn.execute("PRAGMA temp_store=MEMORY")
             self._create(conn, TABLE_DDL)
-            self._apply(conn, sorted(listing), [], listing, report, progress)
+            self._apply(conn, names, [], None, report, progress)
             with conn:
                 conn.executescript(INDEX_DDL)
             conn.execute("PRAGMA journal_mode=WAL")
@@ -437,28 +440,39 @@ class RecordIndex:
         conn: sqlite3.Connection,
         changed: list[str],
         removed: list[str],
-        listing: dict[str, FileEntry],
+        listing: dict[str, FileEntry] | None,
         report: SyncReport,
         progress: ProgressCallback | None,
     ) -> None:
+        """Store the ``changed`` files (sorted) and forget the ``removed`` ones.
+
+        ``listing`` holds what the sync's listing stat'ed of each changed file; without one (a
+        cold build), each file is stat'ed just before it is read. Either way, file ``k`` of
+        ``changed`` may become run ``first rid + k``.
+        """
         freed: set[str] = set()
         with conn:
             for name in removed:
                 freed.update(self._drop_file(conn, name, report))
-        refused: list[Extracted | Refused] = [
-            Refused(name, problem)
-            for name in changed
-            if (problem := listing[name].problem) is not None
-        ]
-        if refused:
-            self._store_batch(conn, Batch(refused, None), listing, report, freed)
-        jobs = [name for name in changed if listing[name].problem is None]
+        known: dict[str, Refused] = {}
+        if listing is not None:
+            for name in changed:
+                problem = listing[name].problem
+                if problem is not None:
+                    known[name] = Refused(name, problem)
+        jobs = changed
         total = len(changed)
-        done = len(refused)
+        done = 0
         first_rid = _next_rid(conn)
         staging_parent = self.index_path.parent
         for batch in extract_batches(
-            self.store, jobs, self.max_file_bytes, first_rid, staging_parent
+            self.store,
+            jobs,
+            self.max_file_bytes,
+            first_rid,
+            staging_parent,
+            known=known,
+            listed=listing is not None,
         ):
             self._store_batch(conn, batch, listing, report, freed)
             done += len(batch.outcomes)
@@ -486,7 +500,7 @@ class RecordIndex:
             name: entry for name in waiting if (entry := stat_entry(self.store, name)) is not None
         }
         first_rid = max(first_rid, _next_rid(conn))
-        outcomes: list[Extracted | Refused] = [
+        outcomes: list[Outcome] = [
             extract(self.store, name, self.max_file_bytes, first_rid + k)
             for k, name in enumerate(listing)
         ]
@@ -516,7 +530,7 @@ class RecordIndex:
         self,
         conn: sqlite3.Connection,
         batch: Batch,
-        listing: dict[str, FileEntry],
+        listing: dict[str, FileEntry] | None,
         report: SyncReport,
         freed: set[str],
     ) -> None:
@@ -539,7 +553,7 @@ class _Batch:
     def __init__(
         self,
         conn: sqlite3.Connection,
-        listing: dict[str, FileEntry],
+        listing: dict[str, FileEntry] | None,
         report: SyncReport,
         freed: set[str],
         *,
@@ -570,7 +584,7 @@ class _Batch:
             found.update(self.conn.execute(sql.format(marks=marks), chunk).fetchall())
         return found
 
-    def store(self, outcomes: list[Extracted | Refused]) -> None:
+    def store(self, outcomes: list[Outcome]) -> None:
         names = [o.name for o in outcomes]
         if self.staged:
             self.staged_runs = sum(isinstance(o, Extracted) for o in outcomes)
@@ -582,13 +596,17 @@ class _Batch:
             sorted({o.execution_id for o in outcomes if isinstance(o, Extracted)}),
         )
         for outcome in outcomes:
+            if isinstance(outcome, Gone):
+                # Listed, gone before it was stat'ed (a cold build, on an empty index): as if
+                # the listing had not seen it, like a file gone before the listing's stat.
+                continue
             prev_eid = previous.get(outcome.name)
             if prev_eid is not None:
                 RecordIndex._drop_run_of(self.conn, outcome.name)
                 if self.holders.get(prev_eid) == outcome.name:
                     del self.holders[prev_eid]
             if isinstance(outcome, Refused):
-                self._file(outcome.name, STATUS_INVALID, outcome.reason, None)
+                self._file(outcome.name, STATUS_INVALID, outcome.reason, None, outcome.signature)
                 self._refused(prev_eid)
             else:
                 self._valid(outcome, prev_eid)
@@ -602,9 +620,14 @@ class _Batch:
         eid: str | None,
         signature: FileSignature | None = None,
     ) -> None:
-        # What was read, when known; else what the listing saw.
-        sig = signature or self.listing[name].signature
-        self.files.append((name, sig.size, sig.mtime_ns, sig.inode, status, reason, eid))
+        # What was read (or stat'ed just before reading), when known; else what the listing saw.
+        if signature is None:
+            if self.listing is None:  # unlisted outcomes all carry their signature
+                raise RuntimeError(f"no signature for {name!r}")
+            signature = self.listing[name].signature
+        self.files.append(
+            (name, signature.size, signature.mtime_ns, signature.inode, status, reason, eid)
+        )
 
     def _refused(self, prev_eid: str | None) -> None:
         self.report.invalid += 1

@@ -173,9 +173,11 @@ def _content(index_path: Path) -> dict[str, list[tuple[object, ...]]]:
     return found
 
 
+@pytest.mark.parametrize("workers", [False, True])
 def test_a_cold_build_writes_the_same_index_as_an_incremental_sync(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: bool
 ) -> None:
+    import storage.extract as extract_module
     import storage.index as index_module
     from storage.demo import write_demo_store
 
@@ -185,6 +187,16 @@ def test_a_cold_build_writes_the_same_index_as_an_incremental_sync(
         write_record(store, record_dict(f"exec_dup{n}"), name=f"aaa_{n}.json")
         write_record(store, record_dict(f"exec_dup{n}"))
         write_record(store, record_dict(f"exec_dup{n}"), name=f"zzz_{n}.json")
+    (store / "exec_broken_link.json").symlink_to(tmp_path / "nowhere.json")
+    # A file listed, then gone before anyone stat'ed it.
+    real_list_names = RecordIndex._list_names
+    monkeypatch.setattr(
+        RecordIndex, "_list_names", lambda self: sorted([*real_list_names(self), "exec_gone.json"])
+    )
+    if workers:  # the cold build reads in worker processes, the incremental sync inline
+        monkeypatch.setattr(extract_module, "worker_count", lambda: 2)
+        monkeypatch.setattr(extract_module, "PARALLEL_THRESHOLD", 10)
+        monkeypatch.setattr(extract_module, "BATCH_SIZE", 20)
     built, synced = tmp_path / "built.sqlite3", tmp_path / "synced.sqlite3"
 
     monkeypatch.setattr(index_module, "BULK_THRESHOLD", 50)
@@ -204,6 +216,7 @@ def test_a_cold_build_writes_the_same_index_as_an_incremental_sync(
         assert (again.added, again.changed) == (0, False)
         assert len(ids(idx)) == cold.added
     monkeypatch.setattr(index_module, "BULK_THRESHOLD", 10**9)
+    monkeypatch.setattr(extract_module, "PARALLEL_THRESHOLD", 10**9)
     with RecordIndex(store, synced) as idx:
         incremental = idx.sync()
 
@@ -213,7 +226,11 @@ def test_a_cold_build_writes_the_same_index_as_an_incremental_sync(
         sorted(incremental.added_ids),
     )
     assert cold.added == 123
-    assert _content(built) == _content(synced)
+    content = _content(built)
+    assert content == _content(synced)
+    files = {row[0]: row for row in content["files"]}
+    assert files["exec_broken_link.json"][5] == "broken symbolic link"
+    assert "exec_gone.json" not in files
 
 
 def test_a_failed_cold_build_leaves_no_file_behind(
