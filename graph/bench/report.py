@@ -295,7 +295,8 @@ def render(result: BenchResult, targets: list[Target]) -> str:
         f"execgraph bench  {meta.get('date', '')}  {meta.get('machine', '')}",
         f"mode: {'quick' if meta.get('quick') else 'full'}; {meta.get('versions', '')}",
         f"load average at start / end: {_load_avg(meta.get('load_average_start'))} / "
-        f"{_load_avg(meta.get('load_average_end'))} (other work on the machine shows in p99)",
+        f"{_load_avg(meta.get('load_average_end'))}; CPU time stolen by the hypervisor: "
+        f"{_share(meta.get('cpu_steal_share'))} (other work on the machine shows in p99)",
         f"client overhead: {result.client.canned.p50:.3f} ms p50 round trip to a server that "
         f"answers at once ({result.client.cpu_ms:.3f} ms client CPU); subtracted from every "
         "one-client figure below",
@@ -358,6 +359,12 @@ def render(result: BenchResult, targets: list[Target]) -> str:
     missed = sum(t.status == "miss" for t in targets)
     lines.append(f"  {passed} pass, {missed} miss, {len(targets) - passed - missed} n/a")
     return "\n".join(lines)
+
+
+def _share(value: object) -> str:
+    if not isinstance(value, float | int):
+        return "?"
+    return f"{float(value):.1%}"
 
 
 def _load_avg(value: object) -> str:

@@ -205,6 +205,7 @@ class _Run:
         for size in self.sizes:
             self.results[size].load = self._load(size)
         meta["load_average_end"] = os.getloadavg()
+        meta["cpu_steal_share"] = cpu_steal_share(meta.pop("cpu_times_start", None), cpu_times())
         meta["seconds"] = round(time.perf_counter() - self.started, 1)
         return result
 
@@ -227,6 +228,7 @@ class _Run:
                 k: str(v) if isinstance(v, Path) else v for k, v in vars_of(self.config).items()
             },
             "load_average_start": os.getloadavg(),
+            "cpu_times_start": cpu_times(),
             "cli_start_s": self._cli_start(),
             "work_dir": str(self.work),
         }
@@ -566,3 +568,28 @@ def _newest_ids(conn: HttpConnection, raw: bytes) -> Iterator[str]:
 def vars_of(config: BenchConfig) -> dict[str, Any]:
     """The config's fields, for the report's metadata."""
     return {name: getattr(config, name) for name in config.__dataclass_fields__}
+
+
+def cpu_times() -> list[int] | None:
+    """The machine's CPU time counters (``/proc/stat``: user ... steal), where Linux has them."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = stat.readline().split()
+    except OSError:
+        return None
+    if len(fields) < 9 or fields[0] != "cpu":
+        return None
+    return [int(value) for value in fields[1:9]]
+
+
+def cpu_steal_share(start: list[int] | None, end: list[int] | None) -> float | None:
+    """The share of CPU time the hypervisor gave to other machines between two readings.
+
+    On a virtual machine, time "stolen" by the host is time the benchmark waited without
+    running: it shows in every figure, p99 first.
+    """
+    if start is None or end is None:
+        return None
+    spent = [b - a for a, b in zip(start, end, strict=True)]
+    total = sum(spent)
+    return spent[7] / total if total > 0 else None

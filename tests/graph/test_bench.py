@@ -222,6 +222,8 @@ def test_the_whole_benchmark_runs_on_tiny_stores_and_reports_every_target(
     assert json.loads(json.dumps(result.to_json()))["sizes"]["60"]["records"] == 60
     table = render(result, targets)
     assert "targets" in table
+    assert "CPU time stolen by the hypervisor: " in table
+    assert "cpu_times_start" not in result.meta
     assert all(t.title in table for t in targets)
     # The freshness files are gone from the cached store again.
     store = config.root / "stores" / "demo-60-seed0"
@@ -254,3 +256,17 @@ def test_export_figures_cover_every_measured_format() -> None:
         "peak memory",
     ):
         assert needle in text
+
+
+def test_cpu_steal_share_is_the_stolen_part_of_the_time_spent() -> None:
+    from graph.bench.runner import cpu_steal_share, cpu_times
+
+    start = [100, 0, 50, 800, 0, 0, 0, 10]
+    end = [160, 0, 70, 900, 0, 0, 0, 30]  # 200 jiffies spent, 20 of them stolen
+    assert cpu_steal_share(start, end) == pytest.approx(0.1)
+    assert cpu_steal_share(start, start) is None
+    assert cpu_steal_share(None, end) is None
+    now = cpu_times()
+    if now is not None:  # Linux
+        assert len(now) == 8
+        assert all(value >= 0 for value in now)
