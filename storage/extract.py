@@ -137,8 +137,7 @@ def rows_of(name: str, fields: dict[str, Any], signature: FileSignature, rid: in
         len(items),
         signature.size,
     )
-    # Optional item keys a file lacks take the model's defaults (a merged dict per item would
-    # cost more than the rest of this function).
+    # Optional item keys a file lacks take the model's defaults.
     default = ITEM_DEFAULTS
     item_rows = [
         (
