@@ -179,14 +179,8 @@ def test_a_cold_build_writes_the_same_index_as_an_incremental_sync(
 ) -> None:
     import storage.extract as extract_module
     import storage.index as index_module
-    from storage.demo import write_demo_store
 
-    store = tmp_path / "store"
-    write_demo_store(store, 120, seed=3)  # with one malformed file of each kind
-    for n in range(3):  # duplicates: a copy before the canonical file, and one after it
-        write_record(store, record_dict(f"exec_dup{n}"), name=f"aaa_{n}.json")
-        write_record(store, record_dict(f"exec_dup{n}"))
-        write_record(store, record_dict(f"exec_dup{n}"), name=f"zzz_{n}.json")
+    store = _store_with_duplicates(tmp_path)
     (store / "exec_broken_link.json").symlink_to(tmp_path / "nowhere.json")
     # A file listed, then gone before anyone stat'ed it.
     real_list_names = RecordIndex._list_names
