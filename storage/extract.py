@@ -29,12 +29,11 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
-from storage.models import ITEM_DEFAULTS, RECORD_DEFAULTS
+from storage.fields import RecordFields, parse_index_record
 from storage.reader import (
     FileSignature,
     InvalidRecordError,
     open_directory,
-    parse_record_fields,
     read_file,
     stat_entry,
 )
@@ -109,60 +108,53 @@ def timestamp_key(timestamp: datetime) -> str:
     return timestamp.replace(tzinfo=None).isoformat(timespec="microseconds")
 
 
-def rows_of(name: str, fields: dict[str, Any], signature: FileSignature, rid: int) -> Extracted:
-    """The index rows of a validated record (its fields, as :func:`parse_record_fields` gives
-    them), to be stored as run ``rid``."""
-    record = {**RECORD_DEFAULTS, **fields}
-    timestamp: datetime = record["timestamp"]
+def rows_of(
+    name: str, record: RecordFields, timestamp: datetime, signature: FileSignature, rid: int
+) -> Extracted:
+    """The index rows of a validated record (as :func:`parse_index_record` gives it), to be
+    stored as run ``rid``."""
     ts = timestamp_key(timestamp)
-    duration = record["total_execution_time"]
-    seed = record["used_seed"]
-    items: list[dict[str, Any]] = record["items"]
+    duration = record.total_execution_time
+    seed = record.used_seed
+    items = record.items
     run = (
         rid,
-        record["execution_id"],
+        record.execution_id,
         name,
-        record["config_name"],
+        record.config_name,
         ts,
         timestamp.isoformat(),
         ts[:10],
-        record["user_id"],
-        record["session_id"],
-        record["execution_mode"],
-        record["safety_level"],
+        record.user_id,
+        record.session_id,
+        record.execution_mode,
+        record.safety_level,
         None if seed is None else str(seed),
         -1.0 if duration is None else float(duration),
         None if duration is None else float(duration),
-        record["taxonomy_version"],
+        record.taxonomy_version,
         len(items),
         signature.size,
     )
-    # Optional item keys a file lacks take the model's defaults.
-    default = ITEM_DEFAULTS
     item_rows = [
         (
             rid,
             pos,
-            item["sequence_number"],
-            item["item_type"],
-            item["media_type"],
-            item["stage"],
-            item.get("stage_iteration", default["stage_iteration"]),
-            item.get("loop_iteration", default["loop_iteration"]),
-            item.get("model_used", default["model_used"]),
-            item.get("backend_type", default["backend_type"]),
-            item.get("config_used", default["config_used"]),
+            item.sequence_number,
+            item.item_type,
+            item.media_type,
+            item.stage,
+            item.stage_iteration,
+            item.loop_iteration,
+            item.model_used,
+            item.backend,
+            item.config_used,
         )
         for pos, item in enumerate(items)
     ]
     base = rid << ITEM_BITS
-    no_content = default["content"]
-    texts = [
-        (base | pos, content)
-        for pos, item in enumerate(items)
-        if (content := item.get("content", no_content))
-    ]
-    return Extracted(name, signature, record["execution_id"], rid, run, item_rows, texts)
+    texts = [(base | pos, item.content) for pos, item in enumerate(items) if item.content]
+    return Extracted(name, signature, record.execution_id, rid, run, item_rows, texts)
 
 
 def extract(store: Path, name: str, max_bytes: int, rid: int) -> Extracted | Refused:
@@ -170,10 +162,10 @@ def extract(store: Path, name: str, max_bytes: int, rid: int) -> Extracted | Ref
     served."""
     try:
         data, signature = read_file(store, name, max_bytes=max_bytes)
-        fields = parse_record_fields(data)
+        record, timestamp = parse_index_record(data)
     except InvalidRecordError as exc:
         return Refused(name, exc.reason)
-    return rows_of(name, fields, signature, rid)
+    return rows_of(name, record, timestamp, signature, rid)
 
 
 def extract_unlisted(

@@ -51,6 +51,7 @@ from storage.reader import (
 from storage.schema import (
     DDL,
     FORMAT_VERSION,
+    FTS_AUTOMERGE,
     INDEX_DDL,
     INSERT_ITEM,
     INSERT_RUN,
@@ -331,7 +332,12 @@ class RecordIndex:
             conn.execute("PRAGMA cache_size=-32000")
             conn.execute("PRAGMA temp_store=MEMORY")
             self._create(conn, TABLE_DDL)
+            # Full-text segments are left unmerged while the rows stream in (FTS5 still merges
+            # a level once it holds `crisismerge` segments): about a quarter less work for the
+            # writer, a slightly larger file, the same query speed. Then back to the default.
+            _set_automerge(conn, 0)
             self._apply(conn, names, [], None, report, progress)
+            _set_automerge(conn, FTS_AUTOMERGE)
             with conn:
                 conn.executescript(INDEX_DDL)
             conn.execute("PRAGMA journal_mode=WAL")
@@ -698,6 +704,12 @@ class _Batch:
         conn.executemany("INSERT INTO item_text (rowid, content) VALUES (?, ?)", self.texts)
         conn.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)", self.files)
         self.runs, self.items, self.texts, self.files = [], [], [], []
+
+
+def _set_automerge(conn: sqlite3.Connection, segments: int) -> None:
+    """Set how many full-text segments FTS5 merges as it writes (0: none but crisis merges)."""
+    with conn:
+        conn.execute("INSERT INTO item_text (item_text, rank) VALUES ('automerge', ?)", (segments,))
 
 
 def _next_rid(conn: sqlite3.Connection) -> int:

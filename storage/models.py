@@ -19,7 +19,7 @@ invalid instead of being served with guessed values (files are validated in stri
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Final, NotRequired
+from typing import Annotated, Any, Final
 
 from pydantic import (
     AliasChoices,
@@ -30,9 +30,7 @@ from pydantic import (
     StrictFloat,
     StrictInt,
     StrictStr,
-    TypeAdapter,
 )
-from typing_extensions import TypedDict
 
 #: Item types of taxonomy 1.0, as written on disk.
 KNOWN_ITEM_TYPES: Final[frozenset[str]] = frozenset(
@@ -166,45 +164,3 @@ class ExecutionRecord(BaseModel):
             "used_seed": self.used_seed,
             "user_id": self.user_id,
         }
-
-
-def _fields_dict(
-    model: type[BaseModel], replaced: dict[str, Any] | None = None
-) -> tuple[type, dict[str, Any]]:
-    """A TypedDict validated exactly as ``model``, and the defaults of its optional fields.
-
-    Built from the model's own fields (types, strictness, constraints, aliases, validators,
-    configuration), so the two cannot drift apart; ``replaced`` swaps a field's type (the
-    nested item model for its dict twin). A missing optional key stays missing: its value is
-    in the returned defaults.
-    """
-    fields: dict[str, Any] = {}
-    defaults: dict[str, Any] = {}
-    for name, info in model.model_fields.items():
-        annotation = (replaced or {}).get(name, info.annotation)
-        metadata = list(info.metadata)
-        if info.validation_alias is not None:
-            metadata.append(Field(validation_alias=info.validation_alias))
-        if metadata:
-            annotation = Annotated[(annotation, *metadata)]
-        if info.is_required():
-            fields[name] = annotation
-        else:
-            fields[name] = NotRequired[annotation]
-            defaults[name] = info.get_default(call_default_factory=True)
-    typed = TypedDict(f"{model.__name__}Fields", fields)  # type: ignore[misc]
-    typed.__pydantic_config__ = model.model_config  # type: ignore[attr-defined]
-    return typed, defaults
-
-
-_ItemFields, ITEM_DEFAULTS = _fields_dict(ExecutionItem)
-_RecordFields, RECORD_DEFAULTS = _fields_dict(
-    ExecutionRecord,
-    {"items": list[_ItemFields]},  # type: ignore[valid-type]
-)
-
-#: :class:`ExecutionRecord`'s validation, into plain dicts instead of model objects: the same
-#: files are accepted and refused (tests compare both on every flawed shape), in about 60 % of
-#: the time. The index uses it for the thousands of files of a sync; optional keys a file
-#: lacks are absent (see ``RECORD_DEFAULTS`` and ``ITEM_DEFAULTS``).
-RECORD_FIELDS: Final[TypeAdapter[dict[str, Any]]] = TypeAdapter(_RecordFields)

@@ -18,12 +18,12 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Final, NamedTuple
+from typing import Final, NamedTuple
 
 import orjson
 from pydantic import ValidationError
 
-from storage.models import RECORD_FIELDS, ExecutionRecord
+from storage.models import ExecutionRecord
 
 #: Default cap on a record file's size; real records are 5-15 KB.
 DEFAULT_MAX_FILE_BYTES: Final = 5 * 1024 * 1024
@@ -214,22 +214,6 @@ def parse_record(data: bytes) -> ExecutionRecord:
     if (b"NaN" in data or b"Infinity" in data) and _has_non_finite(data):
         raise InvalidRecordError("not valid JSON: contains NaN or Infinity")
     return record
-
-
-def parse_record_fields(data: bytes) -> dict[str, Any]:
-    """:func:`parse_record`, into plain dicts (see :data:`storage.models.RECORD_FIELDS`).
-
-    The same files are accepted with the same values; a refused file is handed to
-    :func:`parse_record` for its reason (and, should the two validations ever disagree, what
-    the model accepts is what is served).
-    """
-    try:
-        fields: dict[str, Any] = RECORD_FIELDS.validate_json(data, strict=True)
-    except ValidationError:
-        return parse_record(data).model_dump()
-    if (b"NaN" in data or b"Infinity" in data) and _has_non_finite(data):
-        raise InvalidRecordError("not valid JSON: contains NaN or Infinity")
-    return fields
 
 
 def read_record(

@@ -14,6 +14,9 @@ FORMAT_VERSION: Final = "5"
 #: Items get FTS rowids ``rid << ITEM_BITS | position``; a record has fewer than 2**20 items.
 ITEM_BITS: Final = 20
 
+#: FTS5's ``automerge`` setting of the index (FTS5's default).
+FTS_AUTOMERGE: Final = 4
+
 #: File states kept in ``files.status``.
 STATUS_VALID: Final = 0
 STATUS_INVALID: Final = 1
@@ -79,6 +82,8 @@ CREATE VIRTUAL TABLE item_text USING fts5 (
     content, content='', columnsize=0, detail=none,
     tokenize='unicode61 remove_diacritics 2'
 );
+-- Segments merged as they are written, FTS5's default (a cold build turns it off meanwhile).
+INSERT INTO item_text (item_text, rank) VALUES ('automerge', {FTS_AUTOMERGE});
 """
 
 #: Secondary indexes: created with the tables, or after the rows when an index is built anew

@@ -1,9 +1,10 @@
-"""The index's dict validation (``RECORD_FIELDS``) accepts and refuses exactly what the models do.
+"""The index's validation (``storage.fields``) accepts and refuses exactly what the models do.
 
-The index validates thousands of files per sync into plain dicts; the API reads a record into
-the models. Should the two disagree, the index would list runs the API cannot read (or hide
-readable ones). These tests hold them to the same answer, with the same values, on the demo
-store (every run shape and every malformed kind the writer produces) and on generated damage.
+The index validates thousands of files per sync into msgspec structs; the API reads a record
+into the pydantic models. Should the two disagree, the index would list runs the API cannot read
+(or hide readable ones). These tests hold them to the same answer, with the same values, on the
+demo store (every run shape and every malformed kind the writer produces), on generated damage,
+on timestamps of every spelling, and on the cases where the two parsers are known to differ.
 """
 
 from __future__ import annotations
@@ -13,19 +14,30 @@ import os
 from pathlib import Path
 from typing import Any, get_args
 
+import msgspec
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import storage.fields
 from storage.demo import write_demo_store
-from storage.models import ITEM_DEFAULTS, RECORD_DEFAULTS, ExecutionItem, ExecutionRecord
-from storage.reader import InvalidRecordError, parse_record, parse_record_fields
+from storage.fields import ItemFields, RecordFields, parse_index_record
+from storage.models import ExecutionItem, ExecutionRecord
+from storage.reader import MAX_NESTING, InvalidRecordError, parse_record
 from tests.factory import Shape, dump, record_dict
 
 
-def _complete(fields: dict[str, Any]) -> dict[str, Any]:
-    """The dict validation's result with the defaults of absent keys filled in."""
-    items = [{**ITEM_DEFAULTS, **item} for item in fields["items"]]
-    return {**RECORD_DEFAULTS, **fields, "items": items}
+def _as_model_dump(fields: RecordFields, timestamp: Any) -> dict[str, Any]:
+    """The structs' values in the shape of ``ExecutionRecord.model_dump()``."""
+    record = msgspec.structs.asdict(fields)
+    items = []
+    for item in fields.items:
+        values = msgspec.structs.asdict(item)
+        values["backend_type"] = item.backend
+        del values["backend_used"]
+        values["metadata"] = {} if item.metadata is None else item.metadata
+        items.append(values)
+    return {**record, "timestamp": timestamp, "items": items}
 
 
 def _outcome(parse: Any, data: bytes) -> tuple[str, Any]:
@@ -35,24 +47,31 @@ def _outcome(parse: Any, data: bytes) -> tuple[str, Any]:
         return "refused", exc.reason
 
 
-def assert_same_answer(data: bytes) -> None:
+def assert_same_answer(data: bytes) -> str:
+    """Both validations give the same answer; returns it ("ok" or "refused")."""
     model = _outcome(parse_record, data)
-    fields = _outcome(parse_record_fields, data)
-    assert model[0] == fields[0], (model, fields)
+    fast = _outcome(parse_index_record, data)
+    assert model[0] == fast[0], (model, fast)
     if model[0] == "ok":
-        assert _complete(fields[1]) == model[1].model_dump()
+        assert _as_model_dump(*fast[1]) == model[1].model_dump()
     else:
-        assert fields[1] == model[1]
+        assert fast[1] == model[1]
+    return str(model[0])
 
 
-def test_defaults_are_the_models_own() -> None:
-    for model, defaults in ((ExecutionRecord, RECORD_DEFAULTS), (ExecutionItem, ITEM_DEFAULTS)):
-        optional = {
-            name: info.get_default(call_default_factory=True)
-            for name, info in model.model_fields.items()
-            if not info.is_required()
-        }
-        assert defaults == optional
+@pytest.mark.parametrize(
+    ("struct", "model"), [(RecordFields, ExecutionRecord), (ItemFields, ExecutionItem)]
+)
+def test_the_structs_mirror_the_models(struct: Any, model: Any) -> None:
+    fields = {info.name: info for info in msgspec.structs.fields(struct)}
+    assert set(fields) - {"backend_used"} == set(model.model_fields)
+    for name, info in model.model_fields.items():
+        mirror = fields[name]
+        assert info.is_required() == (mirror.required), name
+        if info.is_required() or name == "backend_type":
+            continue
+        default = info.get_default(call_default_factory=True)
+        assert mirror.default == (None if default == {} else default), name
 
 
 def test_every_file_of_the_demo_store_gets_the_same_answer(tmp_path: Path) -> None:
@@ -60,13 +79,81 @@ def test_every_file_of_the_demo_store_gets_the_same_answer(tmp_path: Path) -> No
     write_demo_store(store, 300, seed=3)
     answers = {"ok": 0, "refused": 0}
     for entry in os.scandir(store):
-        if not entry.is_file() or not entry.name.endswith(".json"):
-            continue
-        data = Path(entry.path).read_bytes()
-        assert_same_answer(data)
-        answers[_outcome(parse_record, data)[0]] += 1
+        if entry.is_file() and entry.name.endswith(".json"):
+            answers[assert_same_answer(Path(entry.path).read_bytes())] += 1
     assert answers["ok"] >= 300
     assert answers["refused"] >= 8  # the malformed kinds that are regular files
+
+
+def test_well_formed_files_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Otherwise the answers above would agree only because the models gave both."""
+
+    def no_models(data: bytes) -> ExecutionRecord:
+        raise AssertionError("the models were asked")
+
+    monkeypatch.setattr(storage.fields, "parse_record", no_models)
+    backends = set()
+    for shape in get_args(Shape):
+        for key in ("backend_type", "backend_used"):
+            data = dump(record_dict(shape=shape, backend_key=key))
+            fields, _ = parse_index_record(data)
+            found = [item.backend for item in fields.items]
+            assert found == [item.backend_type for item in parse_record(data).items]
+            backends.update(found)
+    assert len(backends - {None}) >= 2
+
+
+HUGE = "__HUGE__"  # written as 1e400: beyond a double
+
+
+@pytest.mark.parametrize(
+    ("level", "key", "value"),
+    [
+        ("item", "metadata", {"huge": HUGE}),  # msgspec refuses; the models take inf
+        ("item", "execution_time", 2**70),
+        ("record", "used_seed", 2**70),
+        ("record", "timestamp", "2025-11-03T14:30"),  # no seconds
+        ("item", "timestamp", "2025-11-03T14:30"),
+        ("record", "timestamp", "2025-11-03T14:30:25,5"),  # decimal comma
+        ("record", "timestamp", "1762180225"),  # seconds since the epoch, as text
+        ("record", "timestamp", "2025-11-03T14:30:25.1234567"),  # truncated by the models
+        ("record", "timestamp", "2025-11-03T14:30:25.9999999+01:00"),
+    ],
+)
+def test_where_the_parsers_differ_the_models_decide(level: str, key: str, value: Any) -> None:
+    record = record_dict(shape="text")
+    (record if level == "record" else record["items"][1])[key] = value
+    data = json.dumps(record).replace(f'"{HUGE}"', "1e400").encode()
+    assert assert_same_answer(data) == "ok"
+
+
+def test_item_timestamps_beyond_the_microsecond_are_accepted_alike() -> None:
+    """msgspec rounds them, the models truncate: the index does not use item timestamps."""
+    record = record_dict(shape="text")
+    record["items"][1]["timestamp"] = "2025-11-03T14:30:25.1234567"
+    fields, _ = parse_index_record(dump(record))
+    model = parse_record(dump(record))
+    gap = fields.items[1].timestamp - model.items[1].timestamp
+    assert gap.total_seconds() * 1e6 <= 1
+
+
+@pytest.mark.parametrize("depth", [MAX_NESTING - 20, MAX_NESTING + 2, MAX_NESTING + 300])
+@pytest.mark.parametrize("key", ["metadata", "unknown_key"])
+def test_deep_nesting_gets_the_models_answer(depth: int, key: str) -> None:
+    record = record_dict(shape="text")
+    record["items"][0][key] = {"k": "__DEEP__"}
+    text = dump(record).replace(b'"__DEEP__"', b"[" * depth + b"]" * depth)
+    assert b"[" * depth in text
+    answer = assert_same_answer(text)
+    assert answer == ("ok" if depth < MAX_NESTING else "refused")
+
+
+def test_records_with_many_items_are_read_whole() -> None:
+    """More brackets than MAX_NESTING (the models validate it): the same values."""
+    record = record_dict(shape="stillepost", iterations=8, outputs=120)
+    data = dump(record)
+    assert data.count(b"{") > MAX_NESTING
+    assert assert_same_answer(data) == "ok"
 
 
 VALUES = st.sampled_from(
@@ -102,3 +189,30 @@ def damaged(draw: st.DrawFn) -> bytes:
 @given(damaged())
 def test_damaged_records_get_the_same_answer(data: bytes) -> None:
     assert_same_answer(data)
+
+
+TIMESTAMPS = st.builds(
+    "{}{}{}{}{}".format,
+    st.sampled_from(
+        ["2025-11-03", "2025-02-29", "2024-02-29", "0001-01-01", "2025-1-3", "20251103"]
+    ),
+    st.sampled_from(["T", "t", " ", "_", "", "TT"]),
+    st.sampled_from(["14:30:25", "14:30", "24:00:00", "23:59:60", "14:30:5", "143025", ""]),
+    st.sampled_from(["", ".", ".1", ".123456", ".1234567", ".999999999", ",5"]),
+    st.sampled_from(["", "Z", "z", "+01:00", "+0100", "+01", "-00:00", "+23:59", "+24:00", " "]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(TIMESTAMPS, st.booleans())
+def test_timestamps_of_every_spelling_get_the_same_answer(timestamp: str, on_item: bool) -> None:
+    record = record_dict(shape="text")
+    (record["items"][0] if on_item else record)["timestamp"] = timestamp
+    data = dump(record)
+    model = _outcome(parse_record, data)
+    fast = _outcome(parse_index_record, data)
+    assert model[0] == fast[0], (timestamp, model, fast)
+    if model[0] == "refused":
+        assert fast[1] == model[1]
+    elif not on_item:  # the index uses the record's timestamp, not the items'
+        assert fast[1][1] == model[1].timestamp

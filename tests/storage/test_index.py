@@ -164,6 +164,7 @@ def _content(index_path: Path) -> dict[str, list[tuple[object, ...]]]:
         found["text"] = conn.execute(
             "SELECT rowid FROM item_text WHERE item_text MATCH 'bild OR image' ORDER BY rowid"
         ).fetchall()
+        found["text_config"] = conn.execute("SELECT * FROM item_text_config").fetchall()
         found["indexes"] = conn.execute(
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' ORDER BY name"
         ).fetchall()
