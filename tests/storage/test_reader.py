@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+import storage.reader
 from storage.models import ExecutionRecord
-from storage.reader import InvalidRecordError, parse_record, read_record
+from storage.reader import InvalidRecordError, parse_record, read_file, read_record
 from tests.factory import dump, record_dict
 
 GOOD = dump(record_dict())
@@ -114,6 +115,68 @@ def test_size_cap_is_enforced_before_reading(tmp_path: Path) -> None:
     with pytest.raises(InvalidRecordError, match="byte limit"):
         read_record(tmp_path, "big.json", max_bytes=len(GOOD) + 100)
     assert read_record(tmp_path, "big.json", max_bytes=len(GOOD) + 6000).execution_id
+
+
+def test_a_file_larger_than_one_read_is_read_whole(tmp_path: Path) -> None:
+    record = record_dict(shape="stillepost", prompt="Wolken " * 30_000)
+    (tmp_path / "long.json").write_bytes(dump(record))
+    data, signature = read_file(tmp_path, "long.json")
+    assert data == dump(record)
+    assert len(data) > 200_000
+    assert signature.size == len(data)
+
+
+def _writer_during_read(
+    monkeypatch: pytest.MonkeyPatch, path: Path, new_bytes: bytes, *, before: bool
+) -> None:
+    """Have the writer replace the file's content once the reader has it open: just before
+    (``before``) or just after its first read."""
+    real_read = os.read
+    calls = []
+
+    def write() -> None:
+        with path.open("r+b") as handle:  # the writer's truncate-and-write, same inode
+            handle.truncate(0)
+            handle.write(new_bytes)
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+
+    def read(fd: int, size: int) -> bytes:
+        first = not calls
+        calls.append(size)
+        if first and before:
+            write()
+        chunk = real_read(fd, size)
+        if first and not before:
+            write()
+        return chunk
+
+    monkeypatch.setattr(storage.reader.os, "read", read)
+
+
+@pytest.mark.parametrize("now", [GOOD, GOOD[:50]], ids=["grown", "shrunk"])
+def test_a_file_changing_size_while_read_is_refused_for_now(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, now: bytes
+) -> None:
+    path = tmp_path / "exec_a.json"
+    path.write_bytes(GOOD[:100])
+    _writer_during_read(monkeypatch, path, now, before=True)
+    with pytest.raises(InvalidRecordError, match="changed while being read"):
+        read_file(tmp_path, "exec_a.json")
+
+
+def test_a_file_rewritten_while_read_keeps_the_signature_seen_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same size, new content: what was read is returned with the old signature, so the next
+    sync sees a newer file and reads it again."""
+    path = tmp_path / "exec_a.json"
+    path.write_bytes(GOOD)
+    before = path.stat()
+    _writer_during_read(monkeypatch, path, GOOD.replace(b"Wolken", b"Wellen"), before=False)
+    data, signature = read_file(tmp_path, "exec_a.json")
+    assert data == GOOD
+    assert signature.mtime_ns == before.st_mtime_ns
+    assert path.stat().st_mtime_ns != signature.mtime_ns
 
 
 def test_directory_named_json_is_refused(tmp_path: Path) -> None:
