@@ -95,11 +95,13 @@ class SizeResult:
 
     records: int
     files: int
+    #: Median of ``build_samples``: seconds of a cold index build, and records per second.
     index_build_s: float
     index_records_per_s: float
     #: Median of ``startup_samples``: seconds from starting the server until it answers.
     startup_s: float
     startup_samples: list[float] = field(default_factory=list)
+    build_samples: list[float] = field(default_factory=list)
     latency: dict[str, Summary] = field(default_factory=dict)
     #: Latency of the very first request of each class (caches of counts still empty).
     first_ms: dict[str, float] = field(default_factory=dict)
