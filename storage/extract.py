@@ -175,9 +175,18 @@ def extract_unlisted(
     store: Path, name: str, max_bytes: int, rid: int, dir_fd: int | None = None
 ) -> Outcome:
     """:func:`extract` for a file the sync listed by name only (a cold build, where no index
-    row needs comparing): the file is stat'ed first, as a listing would, so a refused file is
-    recorded with the signature seen before reading it, and a file that cannot even be stat'ed
-    gets the listing's reason."""
+    row needs comparing).
+
+    A file that reads and validates is done: its signature is the open file's before the read,
+    what a listing's stat would have given. Any other file is taken again the way a listing
+    takes it: stat'ed first (a file that cannot even be stat'ed gets the listing's reason, a
+    file gone since the listing is :class:`Gone`), then read again, so that a refused file is
+    recorded with the signature seen before reading it. Only refused files pay for the second
+    look, and the valid ones for no stat of their own.
+    """
+    outcome = extract(store, name, max_bytes, rid)
+    if isinstance(outcome, Extracted):
+        return outcome
     entry = stat_entry(store, name, dir_fd)
     if entry is None:
         return Gone(name)

@@ -87,19 +87,20 @@ INSERT INTO item_text (item_text, rank) VALUES ('automerge', {FTS_AUTOMERGE});
 """
 
 #: Secondary indexes: created with the tables, or after the rows when an index is built anew
-#: (one sort per index instead of a B-tree update per row).
+#: (one sort per index instead of a B-tree update per row). ``IF NOT EXISTS``: creating them
+#: again completes a set that an error interrupted.
 INDEX_DDL: Final = f"""
-CREATE INDEX files_status ON files (status, name);
-CREATE INDEX files_claim ON files (execution_id) WHERE status = {STATUS_DUPLICATE};
-CREATE INDEX runs_ts ON runs (ts, execution_id);
-CREATE INDEX runs_duration ON runs (duration, execution_id);
-CREATE INDEX runs_config ON runs (config_name, ts, execution_id);
-CREATE INDEX runs_user ON runs (user_id, ts, execution_id);
-CREATE INDEX runs_session ON runs (session_id, ts, execution_id);
-CREATE INDEX runs_safety ON runs (safety_level, ts, execution_id);
-CREATE INDEX runs_day ON runs (day);
-CREATE INDEX items_type ON items (item_type, rid);
-CREATE INDEX items_model ON items (model_used, rid);
+CREATE INDEX IF NOT EXISTS files_status ON files (status, name);
+CREATE INDEX IF NOT EXISTS files_claim ON files (execution_id) WHERE status = {STATUS_DUPLICATE};
+CREATE INDEX IF NOT EXISTS runs_ts ON runs (ts, execution_id);
+CREATE INDEX IF NOT EXISTS runs_duration ON runs (duration, execution_id);
+CREATE INDEX IF NOT EXISTS runs_config ON runs (config_name, ts, execution_id);
+CREATE INDEX IF NOT EXISTS runs_user ON runs (user_id, ts, execution_id);
+CREATE INDEX IF NOT EXISTS runs_session ON runs (session_id, ts, execution_id);
+CREATE INDEX IF NOT EXISTS runs_safety ON runs (safety_level, ts, execution_id);
+CREATE INDEX IF NOT EXISTS runs_day ON runs (day);
+CREATE INDEX IF NOT EXISTS items_type ON items (item_type, rid);
+CREATE INDEX IF NOT EXISTS items_model ON items (model_used, rid);
 """
 
 DDL: Final = TABLE_DDL + INDEX_DDL

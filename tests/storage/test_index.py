@@ -422,3 +422,40 @@ def test_a_second_sync_of_an_unchanged_store_reads_nothing_again(
     again = index.sync()
     assert (again.added, again.updated, again.removed, again.invalid) == (0, 0, 0, 0)
     assert again.changed is False
+
+
+class _NoTemporaryFiles(sqlite3.Connection):
+    """A connection whose first script fails halfway, as when no temporary file can be made."""
+
+    failed = False
+
+    def executescript(self, script: str, /) -> sqlite3.Cursor:
+        if not self.failed and self.execute("PRAGMA temp_store").fetchone()[0] == 1:
+            self.failed = True
+            super().executescript(script.split(";")[0] + ";")
+            raise sqlite3.OperationalError("unable to open database file")
+        return super().executescript(script)
+
+
+def test_the_indexes_of_a_cold_build_are_completed_in_memory_without_temporary_files(
+    tmp_path: Path,
+) -> None:
+    from storage.index import _create_indexes
+    from storage.schema import INDEX_DDL, TABLE_DDL
+
+    conn = sqlite3.connect(tmp_path / "built.sqlite3", factory=_NoTemporaryFiles)
+    try:
+        conn.executescript(TABLE_DDL)
+        _create_indexes(conn)
+        assert conn.failed
+        made = {
+            row[0]
+            for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+            if not row[0].startswith("sqlite_")
+        }
+        wanted = {line.split()[5] for line in INDEX_DDL.splitlines() if line.startswith("CREATE")}
+        assert made == wanted
+        assert len(wanted) == 11
+        assert conn.execute("PRAGMA temp_store").fetchone()[0] == 2  # memory
+    finally:
+        conn.close()
