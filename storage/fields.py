@@ -33,17 +33,20 @@ from pydantic import TypeAdapter
 from storage.models import ExecutionRecord, Timestamp
 from storage.reader import MAX_NESTING, parse_record
 
+#: :data:`storage.models.Int32`.
+Int32 = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31 - 1)]
+
 
 class ItemFields(msgspec.Struct, gc=False):
     """:class:`storage.models.ExecutionItem` as the index decodes it."""
 
-    sequence_number: int
+    sequence_number: Int32
     timestamp: datetime
-    stage: int
+    stage: Int32
     media_type: str
     item_type: str
-    stage_iteration: int | None = None
-    loop_iteration: int | None = None
+    stage_iteration: Int32 | None = None
+    loop_iteration: Int32 | None = None
     content: str | None = None
     file_path: str | None = None
     config_used: str | None = None

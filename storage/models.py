@@ -11,7 +11,8 @@ files drift over time, so the models accept every shape the writer has produced:
   one stays naive.
 
 What the models do *not* accept is data of the wrong type: a string where a number belongs, a
-boolean for an integer, a number for a timestamp, NaN or Infinity. Such a file is reported as
+boolean for an integer, a number for a timestamp, NaN or Infinity, or a position or stage number
+beyond a 32-bit integer (GraphQL's ``Int``, as the API serves them). Such a file is reported as
 invalid instead of being served with guessed values (files are validated in strict JSON mode by
 ``storage.reader``). Storage models never import Strawberry; the graph layer wraps them.
 """
@@ -77,6 +78,10 @@ KNOWN_MEDIA_TYPES: Final[frozenset[str]] = frozenset(
 Timestamp = datetime
 
 
+#: A sequence, stage or iteration number: served as GraphQL's ``Int``, a 32-bit signed integer.
+Int32 = Annotated[StrictInt, Field(ge=-(2**31), le=2**31 - 1)]
+
+
 def _none_to_empty(value: object) -> object:
     return {} if value is None else value
 
@@ -88,11 +93,11 @@ class ExecutionItem(BaseModel):
         extra="ignore", frozen=True, populate_by_name=True, allow_inf_nan=False
     )
 
-    sequence_number: StrictInt
+    sequence_number: Int32
     timestamp: Timestamp
-    stage: StrictInt
-    stage_iteration: StrictInt | None = None
-    loop_iteration: StrictInt | None = None
+    stage: Int32
+    stage_iteration: Int32 | None = None
+    loop_iteration: Int32 | None = None
     media_type: StrictStr
     item_type: StrictStr
     content: StrictStr | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-FORMAT_VERSION: Final = "5"
+FORMAT_VERSION: Final = "6"
 
 #: Items get FTS rowids ``rid << ITEM_BITS | position``; a record has fewer than 2**20 items.
 ITEM_BITS: Final = 20

@@ -127,6 +127,16 @@ def test_where_the_parsers_differ_the_models_decide(level: str, key: str, value:
     assert assert_same_answer(data) == "ok"
 
 
+@pytest.mark.parametrize("key", ["sequence_number", "stage", "stage_iteration", "loop_iteration"])
+@pytest.mark.parametrize("value", [2**31 - 1, 2**31, -(2**31), -(2**31) - 1, 2**63, 2**70])
+def test_positions_and_stages_must_fit_a_graphql_int(key: str, value: int) -> None:
+    """The API serves them as ``Int`` (32 bits); the index stores them as SQLite integers."""
+    record = record_dict(shape="text")
+    record["items"][1][key] = value
+    answer = assert_same_answer(dump(record))
+    assert answer == ("ok" if -(2**31) <= value < 2**31 else "refused")
+
+
 def test_item_timestamps_beyond_the_microsecond_are_accepted_alike() -> None:
     """msgspec rounds them, the models truncate: the index does not use item timestamps."""
     record = record_dict(shape="text")

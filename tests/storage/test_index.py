@@ -253,6 +253,35 @@ def test_a_failed_cold_build_leaves_no_file_behind(
         assert idx.sync().added == 60
 
 
+@pytest.mark.parametrize("cold", [True, False], ids=["cold build", "incremental"])
+def test_a_number_too_large_for_the_index_refuses_its_file_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cold: bool
+) -> None:
+    import storage.extract as extract_module
+    import storage.index as index_module
+
+    store = tmp_path / "store"
+    store.mkdir()
+    for n in range(60):
+        write_record(store, record_dict(f"exec_{n:03d}"))
+    huge = record_dict("exec_huge")
+    huge["items"][0]["sequence_number"] = 2**70  # beyond SQLite's 64-bit integers
+    write_record(store, huge)
+    monkeypatch.setattr(index_module, "BULK_THRESHOLD", 50 if cold else 10**9)
+    monkeypatch.setattr(extract_module, "PARALLEL_THRESHOLD", 10)
+    monkeypatch.setattr(extract_module, "worker_count", lambda: 2)
+    with RecordIndex(store, tmp_path / "index.sqlite3") as idx:
+        report = idx.sync()
+        assert (report.added, report.invalid) == (60, 1)
+        reason = (
+            idx.reader()
+            .execute("SELECT reason FROM files WHERE name = 'exec_huge.json'")
+            .fetchone()[0]
+        )
+    assert "items[0].sequence_number" in reason
+    assert "2147483647" in reason
+
+
 def test_a_file_name_that_is_not_utf8_is_skipped_with_a_warning(
     store: Path, index: RecordIndex, caplog: pytest.LogCaptureFixture
 ) -> None:
