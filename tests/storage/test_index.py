@@ -192,6 +192,7 @@ def test_a_cold_build_writes_the_same_index_as_an_incremental_sync(
         monkeypatch.setattr(extract_module, "worker_count", lambda: 2)
         monkeypatch.setattr(extract_module, "PARALLEL_THRESHOLD", 10)
         monkeypatch.setattr(extract_module, "BATCH_SIZE", 20)
+        monkeypatch.setattr(extract_module, "ROWS_PER_INSERT", 6)
     built, synced = tmp_path / "built.sqlite3", tmp_path / "synced.sqlite3"
 
     monkeypatch.setattr(index_module, "BULK_THRESHOLD", 50)
@@ -339,6 +340,7 @@ def test_a_sync_in_worker_processes_writes_the_same_index_as_one_inline(
     monkeypatch.setattr(extract_module, "PARALLEL_THRESHOLD", 10)
     monkeypatch.setattr(extract_module, "BATCH_SIZE", 7)  # duplicates span batches
     monkeypatch.setattr(extract_module, "FIRST_BATCH_SIZE", 3)
+    monkeypatch.setattr(extract_module, "ROWS_PER_INSERT", 4)  # whole statements and the rest
     copies: list[str] = []
     real_store_batch = RecordIndex._store_batch
 
