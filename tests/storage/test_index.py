@@ -354,8 +354,9 @@ def test_a_sync_in_worker_processes_writes_the_same_index_as_one_inline(
     monkeypatch.setattr(RecordIndex, "_store_batch", watched)
     with RecordIndex(store, staged) as idx:
         report = idx.sync()
-    # Every batch came from a staging file: one small one per worker first, then full ones.
-    assert len(copies) == 2 + -(-(report.scanned - 2 * 3) // 7)
+    # Every batch came from a staging file.
+    assert len(copies) == len(list(extract_module._spans(report.scanned, 3, 2)))
+    assert len(copies) >= report.scanned // 7
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".execgraph-staging")]
     assert leftovers == []
 
@@ -365,19 +366,31 @@ def test_a_sync_in_worker_processes_writes_the_same_index_as_one_inline(
     assert _content(staged) == _content(inline)
 
 
-def test_worker_batches_start_small_then_full() -> None:
+@pytest.mark.parametrize(
+    ("total", "first", "workers"), [(20, 3, 2), (100_000, 500, 2), (7, 500, 4)]
+)
+def test_worker_batches_grow_then_shrink(total: int, first: int, workers: int) -> None:
     from storage.extract import BATCH_SIZE, _spans
 
-    assert list(_spans(20, 3, 2)) == [(0, 3), (3, 6), (6, 20)]
-    big = list(_spans(2 * 500 + 2 * BATCH_SIZE + 1, 500, 2))
-    assert big == [
-        (0, 500),
-        (500, 1000),
-        (1000, 1000 + BATCH_SIZE),
-        (1000 + BATCH_SIZE, 1000 + 2 * BATCH_SIZE),
-        (1000 + 2 * BATCH_SIZE, 1001 + 2 * BATCH_SIZE),
-    ]
-    assert list(_spans(2, 3, 2)) == [(0, 2)]
+    spans = list(_spans(total, first, workers))
+    assert [start for start, _ in spans] == [0, *(stop for _, stop in spans[:-1])]
+    assert spans[-1][1] == total
+    sizes = [stop - start for start, stop in spans]
+    assert sizes[:workers] == [min(first, total)] * min(workers, len(sizes))
+    assert max(sizes) <= max(BATCH_SIZE, first)
+    peak = sizes.index(max(sizes))
+    assert sizes[: peak + 1] == sorted(sizes[: peak + 1])  # growing, then
+    assert sizes[peak:-1] == sorted(sizes[peak:-1], reverse=True)  # shrinking (but the rest)
+    assert min(sizes[:-1], default=first) >= min(first, total)
+
+
+def test_worker_batches_of_a_large_store_are_full_in_the_middle() -> None:
+    from storage.extract import BATCH_SIZE, _spans
+
+    sizes = [stop - start for start, stop in _spans(100_000, 500, 2)]
+    assert sizes[:6] == [500, 500, 1000, 1000, 2000, 2000]
+    assert sizes.count(BATCH_SIZE) >= 30
+    assert sizes[-3:] == [500, 500, sizes[-1]]
     assert list(_spans(0, 3, 2)) == []
 
 
