@@ -123,7 +123,7 @@ class BenchConfig:
             warmup=5,
             canned_samples=500,
             startup_runs=2,
-            build_runs=1,
+            build_runs=3,
             load_seconds=3.0,
             fresh_files=4,
             naive_runs=3,
