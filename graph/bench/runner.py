@@ -8,8 +8,9 @@ Order matters for honest figures:
 2. one server per size is started the way users start it, one at a time (its startup is timed),
    then the floor and the naive baseline;
 3. one-client latencies are taken in interleaved rounds: every class on every server in turn,
-   a slice at a time, so that noise from other work on the machine spreads over all figures
-   alike and the ratios stay fair;
+   a short slice at a time, starting each round one class further on, so that noise from other
+   work on the machine (which comes in phases of a few seconds) spreads over all figures alike
+   and the ratios stay fair;
 4. the naive baseline, freshness and peak memory follow, then the one-worker servers stop and a
    multi-worker server per size takes the concurrent load.
 
@@ -97,7 +98,9 @@ class BenchConfig:
     #: Samples per one-client class (``heavy_samples`` for classes reading many files).
     samples: int = 300
     heavy_samples: int = 100
-    rounds: int = 10
+    #: Interleaved one-client rounds: many short slices, so that a slow phase of the machine
+    #: falls on every class alike rather than on the few slices it happens to overlap.
+    rounds: int = 30
     warmup: int = 10
     canned_samples: int = 2000
     #: Starts of each server (the last one stays up); startup is their median.
@@ -119,7 +122,7 @@ class BenchConfig:
             quick_mode=True,
             samples=60,
             heavy_samples=20,
-            rounds=3,
+            rounds=6,
             warmup=5,
             canned_samples=500,
             startup_runs=2,
@@ -447,7 +450,10 @@ class _Run:
         for round_no in range(config.rounds):
             started = time.perf_counter()
             for target in self.targets.values():
-                for name, make in target.requests.items():
+                names = list(target.requests)
+                turn = round_no % len(names)
+                for name in names[turn:] + names[:turn]:
+                    make = target.requests[name]
                     total = config.heavy_samples if name in HEAVY_CLASSES else config.samples
                     count = _share(total, config.rounds, round_no)
                     raws = [make(serial + n) for n in range(count + 1)]
