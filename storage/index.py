@@ -68,7 +68,7 @@ ProgressCallback = Callable[[int, int], None]
 """Called as ``progress(done, total)`` while files are read."""
 
 #: Helper threads of SQLite's sorter while a cold build creates its indexes: the other cores.
-_SORT_THREADS: Final = max(1, min((os.cpu_count() or 2) - 1, 3))
+_SORT_THREADS: Final = max(0, min((os.cpu_count() or 1) - 1, 3))
 #: The page cache while those indexes are created, in KiB (negative: SQLite's convention); it
 #: also sets the size of each sorted run handed to a helper thread.
 _SORT_CACHE_KIB: Final = -4000
@@ -716,22 +716,25 @@ def _create_indexes(conn: sqlite3.Connection) -> None:
 
     Nothing else runs at the end of a cold build, so the cores the worker processes used are
     free: SQLite's sorter hands sorted runs to :data:`_SORT_THREADS` helper threads, which it
-    does only when it may spill them into temporary files (in the system's temporary folder,
-    in its cache). About a fifth less time for the indexes of 100,000 records. Where no
-    temporary file can be made, the indexes are sorted in memory on this thread, as before.
+    does only when it may spill them into temporary files (in the system's temporary folder;
+    they stay in the operating system's cache). About a fifth less time for the indexes of
+    100,000 records. On one core, or where no temporary file can be made, the indexes are
+    sorted in memory on this thread.
     """
-    conn.execute("PRAGMA temp_store=FILE")
-    conn.execute(f"PRAGMA threads={_SORT_THREADS}")
-    conn.execute(f"PRAGMA cache_size={_SORT_CACHE_KIB}")  # runs of ~4 MB: sorted while read
-    try:
-        with conn:
-            conn.executescript(INDEX_DDL)
-    except sqlite3.OperationalError as exc:
-        log.info("sorting index entries in memory (%s)", exc)
-        conn.execute("PRAGMA temp_store=MEMORY")
-        conn.execute("PRAGMA threads=0")
-        with conn:
-            conn.executescript(INDEX_DDL)  # the indexes made before the error are kept
+    if _SORT_THREADS:
+        conn.execute("PRAGMA temp_store=FILE")
+        conn.execute(f"PRAGMA threads={_SORT_THREADS}")
+        conn.execute(f"PRAGMA cache_size={_SORT_CACHE_KIB}")  # runs of ~4 MB: sorted while read
+        try:
+            with conn:
+                conn.executescript(INDEX_DDL)
+            return
+        except sqlite3.OperationalError as exc:
+            log.info("sorting index entries in memory (%s)", exc)
+    conn.execute("PRAGMA temp_store=MEMORY")
+    conn.execute("PRAGMA threads=0")
+    with conn:
+        conn.executescript(INDEX_DDL)  # the indexes made before an error are kept
 
 
 def _set_automerge(conn: sqlite3.Connection, segments: int) -> None:

@@ -482,10 +482,13 @@ class _NoTemporaryFiles(sqlite3.Connection):
 
 
 def test_the_indexes_of_a_cold_build_are_completed_in_memory_without_temporary_files(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import storage.index as index_module
     from storage.index import _create_indexes
     from storage.schema import INDEX_DDL, TABLE_DDL
+
+    monkeypatch.setattr(index_module, "_SORT_THREADS", 1)  # as on any machine of 2 cores
 
     conn = sqlite3.connect(tmp_path / "built.sqlite3", factory=_NoTemporaryFiles)
     try:
