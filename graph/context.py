@@ -1,8 +1,8 @@
-"""Per-app state and the per-request context with its fresh DataLoaders.
+"""Per-app state and the per-request context with what it has read.
 
-DataLoaders live in the request context, never longer: within one request each record file is
-read at most once however many fields ask for it, and nothing read in one request leaks into the
-next (a file may have changed in between).
+Reads live in the request context, never longer: within one request each record file is read at
+most once however many fields ask for it, and nothing read in one request leaks into the next (a
+file may have changed in between).
 """
 
 from __future__ import annotations
@@ -87,9 +87,24 @@ class Context:
         return self.state.cache
 
     @cached_property
-    def records(self) -> DataLoader[RecordKey, ExecutionRecord]:
-        """Records by (execution id, file name): each file read at most once per request."""
-        return DataLoader(load_fn=partial(_load_records, self.state))
+    def _records(self) -> dict[RecordKey, ExecutionRecord | NotFound]:
+        return {}
+
+    def record(self, key: RecordKey) -> ExecutionRecord:
+        """A run's record by (execution id, file name), its file read at most once per request;
+        raises :class:`NotFound` if the file no longer holds that run.
+
+        Read at once rather than through a DataLoader: files are read one by one anyway, and a
+        loader's batch costs the request two more turns of the event loop (about 0.15 ms, a
+        tenth of the answer for one run with all its items).
+        """
+        found = self._records.get(key)
+        if found is None:
+            execution_id, file_name = key
+            found = self._records[key] = self.state.read_record(file_name, execution_id)
+        if isinstance(found, NotFound):
+            raise found
+        return found
 
     @cached_property
     def positions(self) -> DataLoader[PositionsKey, list[int]]:
@@ -98,20 +113,14 @@ class Context:
 
     def forget_reads(self) -> None:
         """Start afresh, as a new request would (a subscription does so before each event)."""
-        for name in ("cache", "records", "positions"):
+        for name in ("cache", "_records", "positions"):
             self.__dict__.pop(name, None)
 
 
-# The loaders' functions take the app's state, not the context: a loader held by the context
+# The loader's function takes the app's state, not the context: a loader held by the context
 # and calling back into it would be a reference cycle, and the whole request (its records,
 # items and futures) would wait for the garbage collector instead of being freed when the
 # request ends.
-
-
-async def _load_records(
-    state: AppState, keys: Sequence[RecordKey]
-) -> list[ExecutionRecord | BaseException]:
-    return [state.read_record(name, eid) for eid, name in keys]
 
 
 async def _load_positions(state: AppState, keys: Sequence[PositionsKey]) -> list[list[int]]:

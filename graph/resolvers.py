@@ -140,16 +140,10 @@ async def resolve_items(
     for ref in page.rows:
         if ref.run.execution_id not in runs:
             runs[ref.run.execution_id] = Execution.from_row(ref.run)
-    # One batch for the whole page: each file read once, one turn of the event loop.
-    records = dict(
-        zip(
-            runs,
-            await info.context.records.load_many(
-                [(eid, execution.row.file_name) for eid, execution in runs.items()]
-            ),
-            strict=True,
-        )
-    )
+    # Each file read once for the whole page.
+    records = {
+        eid: info.context.record((eid, execution.row.file_name)) for eid, execution in runs.items()
+    }
     edges = [
         ItemEdge(
             cursor=encode_item_cursor(*ref.key),
@@ -187,7 +181,7 @@ async def resolve_node(info: Info, global_id: str) -> Node | None:
         execution = resolve_execution(info, execution_id)
         if execution is None or not pos_text.isdigit():
             return None
-        record = await execution.record(info)
+        record = execution.record(info)
         pos = int(pos_text)
         return ExecutionItem.build(execution, record, pos) if pos < len(record.items) else None
     return None

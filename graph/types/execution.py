@@ -73,9 +73,9 @@ class Execution(Node):
             row=row,
         )
 
-    async def record(self, info: Info) -> ExecutionRecord:
-        """The whole record, read through the request's loader."""
-        return await info.context.records.load((self.execution_id, self.row.file_name))
+    def record(self, info: Info) -> ExecutionRecord:
+        """The whole record, read at most once per request."""
+        return info.context.record((self.execution_id, self.row.file_name))
 
     @strawberry.field(description="The run's items in chronological order, optionally filtered.")
     async def items(
@@ -85,7 +85,7 @@ class Execution(Node):
             ItemFilter | None, strawberry.argument(description="Only items matching this filter.")
         ] = None,
     ) -> list[ExecutionItem]:
-        record = await self.record(info)
+        record = self.record(info)
         crit = item_criteria(filter)
         positions: list[int] | range = range(len(record.items))
         if crit is not None:
