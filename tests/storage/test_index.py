@@ -254,9 +254,13 @@ def test_a_failed_cold_build_leaves_no_file_behind(
         assert idx.sync().added == 60
 
 
-@pytest.mark.parametrize("cold", [True, False], ids=["cold build", "incremental"])
+@pytest.mark.parametrize(
+    ("cold", "workers"),
+    [(True, True), (False, True), (False, False)],
+    ids=["cold build", "incremental in workers", "incremental inline"],
+)
 def test_a_number_too_large_for_the_index_refuses_its_file_only(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cold: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cold: bool, workers: bool
 ) -> None:
     import storage.extract as extract_module
     import storage.index as index_module
@@ -269,7 +273,7 @@ def test_a_number_too_large_for_the_index_refuses_its_file_only(
     huge["items"][0]["sequence_number"] = 2**70  # beyond SQLite's 64-bit integers
     write_record(store, huge)
     monkeypatch.setattr(index_module, "BULK_THRESHOLD", 50 if cold else 10**9)
-    monkeypatch.setattr(extract_module, "PARALLEL_THRESHOLD", 10)
+    monkeypatch.setattr(extract_module, "PARALLEL_THRESHOLD", 10 if workers else 10**9)
     monkeypatch.setattr(extract_module, "worker_count", lambda: 2)
     with RecordIndex(store, tmp_path / "index.sqlite3") as idx:
         report = idx.sync()
