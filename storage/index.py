@@ -14,7 +14,15 @@ Rules it keeps:
 * two files claiming one ``execution_id``: the file named ``<execution_id>.json`` wins, otherwise
   the one indexed first; the other is reported, and served if the winner disappears;
 * an index of another format version, of another store, or that SQLite cannot read, is deleted
-  and rebuilt.
+  and rebuilt;
+* one writer per index file, across processes: every sync holds an OS file lock beside the index
+  (``<index>.lock``), so several ``serve`` processes, or the workers of one, may share an index
+  file (the others wait, and read meanwhile). A process that creates the index file holds the
+  lock until its first sync is done, so nobody opens a file that is still being built or that
+  the cold build is about to replace;
+* every run a sync adds or changes is appended to the ``changes`` log in the transaction that
+  stores it (not in a cold build: nobody can be listening to a file that did not exist), so that
+  every process serving the index can tell its subscribers, whichever process synced.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import orjson
+from filelock import FileLock, Timeout
 
 from storage.extract import (
     Batch,
@@ -49,6 +58,7 @@ from storage.reader import (
     stat_entry,
 )
 from storage.schema import (
+    CHANGE_LOG_KEEP,
     DDL,
     FORMAT_VERSION,
     FTS_AUTOMERGE,
@@ -72,6 +82,9 @@ _SORT_THREADS: Final = max(0, min((os.cpu_count() or 1) - 1, 3))
 #: The page cache while those indexes are created, in KiB (negative: SQLite's convention); it
 #: also sets the size of each sorted run handed to a helper thread.
 _SORT_CACHE_KIB: Final = -4000
+
+Change = tuple[int, str, str]
+"""One row of the change log: (seq, kind ``added``/``changed``, execution id)."""
 
 #: A sync of at least this many files into an empty index builds a new index file (see
 #: :meth:`RecordIndex._build_anew`) instead of inserting into the open one.
@@ -120,6 +133,11 @@ class RecordIndex:
         self.max_file_bytes = max_file_bytes
         self._store_real = store.resolve()
         self._write_lock = threading.Lock()
+        #: The writers' lock between processes; within this process ``_write_lock`` comes first
+        #: (the file lock counts re-entries per object, not per thread).
+        self._file_lock = FileLock(f"{index_path}.lock", thread_local=False)
+        #: Whether this process holds ``_file_lock`` from creating the file until its first sync.
+        self._creation_hold = False
         self._local = threading.local()
         self._writer: sqlite3.Connection | None = None
         self._all_readers: list[sqlite3.Connection] = []
@@ -138,13 +156,28 @@ class RecordIndex:
         self.index_path.parent.mkdir(parents=True, exist_ok=True)
         if self.index_path.resolve().is_relative_to(self._store_real):
             raise ValueError("the index must live outside the store directory")
+        # Waits while another process creates or cold-builds this index file.
+        self._file_lock.acquire()
         try:
-            self._writer = self._connect_checked()
-        except sqlite3.DatabaseError as exc:
-            log.warning("index %s unusable (%s): rebuilding", self.index_path.name, exc)
-            self._discard_file()
-            self._writer = self._connect_checked()
+            try:
+                self._writer = self._connect_checked()
+            except sqlite3.DatabaseError as exc:
+                log.warning("index %s unusable (%s): rebuilding", self.index_path.name, exc)
+                self._discard_file()
+                self._writer = self._connect_checked()
+        except BaseException:
+            self._file_lock.release()
+            raise
+        if self._created_here:
+            self._creation_hold = True  # released by the first sync (or close)
+        else:
+            self._file_lock.release()
         return self
+
+    def _end_creation_hold(self) -> None:
+        if self._creation_hold:
+            self._creation_hold = False
+            self._file_lock.release()
 
     def close(self) -> None:
         """Close every connection this index opened."""
@@ -156,6 +189,7 @@ class RecordIndex:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        self._end_creation_hold()
 
     def __enter__(self) -> RecordIndex:
         return self.open()
@@ -246,24 +280,50 @@ class RecordIndex:
         row = self.reader().execute("PRAGMA data_version").fetchone()
         return int(row[0])
 
+    def last_change(self) -> int:
+        """The seq of the newest entry of the change log (0 when it is empty)."""
+        row = self.reader().execute("SELECT coalesce(max(seq), 0) FROM changes").fetchone()
+        return int(row[0])
+
+    def changes_after(self, seq: int, limit: int = 1000) -> list[Change]:
+        """The change log's entries after ``seq``, oldest first, at most ``limit`` of them.
+
+        Entries appear in seq order: seqs are handed out inside write transactions, and only
+        one writer commits at a time.
+        """
+        rows = self.reader().execute(
+            "SELECT seq, kind, execution_id FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+            (seq, limit),
+        )
+        return [(int(n), str(kind), str(eid)) for n, kind, eid in rows]
+
     # -- syncing ---------------------------------------------------------------------------
 
     def sync(self, progress: ProgressCallback | None = None) -> SyncReport:
         """Bring the index in line with the whole store (new, changed, deleted files)."""
-        with self._write_lock:
-            conn = self._require_writer()
-            fresh, self._created_here = self._created_here, False
-            empty = conn.execute("SELECT 1 FROM files LIMIT 1").fetchone() is None
-            names = self._list_names()
-            report = SyncReport(scanned=len(names))
-            if fresh and empty and len(names) >= BULK_THRESHOLD and not self._all_readers:
-                # Nothing to compare with: each file is stat'ed by whoever reads it, so that
-                # the listing's stats run in the workers, beside the reading.
-                self._build_anew(names, report, progress)
-            else:
-                changed, removed, listing = self._compare(conn, names)
-                del names
-                self._apply(conn, changed, removed, listing, report, progress)
+        with self._write_lock, self._file_lock:
+            try:
+                conn = self._require_writer()
+                fresh, self._created_here = self._created_here, False
+                empty = conn.execute("SELECT 1 FROM files LIMIT 1").fetchone() is None
+                names = self._list_names()
+                report = SyncReport(scanned=len(names))
+                if (
+                    fresh
+                    and self._creation_hold
+                    and empty
+                    and len(names) >= BULK_THRESHOLD
+                    and not self._all_readers
+                ):
+                    # Nothing to compare with: each file is stat'ed by whoever reads it, so that
+                    # the listing's stats run in the workers, beside the reading.
+                    self._build_anew(names, report, progress)
+                else:
+                    changed, removed, listing = self._compare(conn, names)
+                    del names
+                    self._apply(conn, changed, removed, listing, report, progress)
+            finally:
+                self._end_creation_hold()
         self._publish(report)
         return report
 
@@ -326,8 +386,10 @@ class RecordIndex:
         and the secondary indexes are created once the rows are in (one sort each instead of a
         B-tree update per row). The rows and decisions are exactly those of an incremental
         sync (:meth:`_apply`); only the file is written differently. Runs only on the first sync
-        after this process created the index file and while it has no reader connection open,
-        so that nobody (no other worker process either) is left looking at the replaced file.
+        after this process created the index file, while it still holds the file lock it took to
+        create it and has no reader connection open, so that nobody (no other process either:
+        they wait for that lock to open the file) is left looking at the replaced file. Nothing
+        goes into the change log: nobody can be subscribed to a file that did not exist.
         """
         building = self._building_path()
         _remove_database(building)
@@ -342,7 +404,7 @@ class RecordIndex:
             # a level once it holds `crisismerge` segments): about a quarter less work for the
             # writer, a slightly larger file, the same query speed. Then back to the default.
             _set_automerge(conn, 0)
-            self._apply(conn, names, [], None, report, progress)
+            self._apply(conn, names, [], None, report, progress, log_changes=False)
             _set_automerge(conn, FTS_AUTOMERGE)
             _create_indexes(conn)
             conn.execute("PRAGMA journal_mode=WAL")
@@ -387,40 +449,50 @@ class RecordIndex:
     def sync_names(self, names: Iterable[str], *, wait: bool = True) -> SyncReport:
         """Re-check only the given file names (from change notifications).
 
-        With ``wait=False`` nothing happens if another sync is running (used from request
-        handlers, which must not wait for a long sync).
+        With ``wait=False`` nothing happens if another sync is running, in this process or
+        another (used from request handlers, which must not wait for a long sync).
         """
         if not self._write_lock.acquire(blocking=wait):
             return SyncReport()
         try:
-            conn = self._require_writer()
-            listing: dict[str, FileEntry] = {}
-            gone: list[str] = []
-            for name in sorted(set(names)):
-                if not (is_record_name(name) and _is_utf8(name)):
-                    continue
-                entry = stat_entry(self.store, name)
-                if entry is None:
-                    gone.append(name)
-                    continue
-                listing[name] = entry
-            changed = []
-            for name, entry in listing.items():
-                row = conn.execute(
-                    "SELECT size, mtime_ns, inode FROM files WHERE name = ?", (name,)
-                ).fetchone()
-                if row is None or FileSignature(*row) != entry.signature:
-                    changed.append(name)
-            removed = [
-                name
-                for name in gone
-                if conn.execute("SELECT 1 FROM files WHERE name = ?", (name,)).fetchone()
-            ]
-            report = SyncReport(scanned=len(listing))
-            self._apply(conn, changed, removed, listing, report, None)
+            try:
+                self._file_lock.acquire(timeout=-1 if wait else 0)
+            except Timeout:
+                return SyncReport()  # another process is syncing
+            try:
+                report = self._sync_names(self._require_writer(), names)
+            finally:
+                self._file_lock.release()
         finally:
             self._write_lock.release()
         self._publish(report)
+        return report
+
+    def _sync_names(self, conn: sqlite3.Connection, names: Iterable[str]) -> SyncReport:
+        listing: dict[str, FileEntry] = {}
+        gone: list[str] = []
+        for name in sorted(set(names)):
+            if not (is_record_name(name) and _is_utf8(name)):
+                continue
+            entry = stat_entry(self.store, name)
+            if entry is None:
+                gone.append(name)
+                continue
+            listing[name] = entry
+        changed = []
+        for name, entry in listing.items():
+            row = conn.execute(
+                "SELECT size, mtime_ns, inode FROM files WHERE name = ?", (name,)
+            ).fetchone()
+            if row is None or FileSignature(*row) != entry.signature:
+                changed.append(name)
+        removed = [
+            name
+            for name in gone
+            if conn.execute("SELECT 1 FROM files WHERE name = ?", (name,)).fetchone()
+        ]
+        report = SyncReport(scanned=len(listing))
+        self._apply(conn, changed, removed, listing, report, None)
         return report
 
     def _require_writer(self) -> sqlite3.Connection:
@@ -454,15 +526,26 @@ class RecordIndex:
         listing: dict[str, FileEntry] | None,
         report: SyncReport,
         progress: ProgressCallback | None,
+        *,
+        log_changes: bool = True,
     ) -> None:
         """Store the ``changed`` files (sorted) and forget the ``removed`` ones.
 
         ``listing`` holds what the sync's listing stat'ed of each changed file; without one (a
         cold build), each file is stat'ed just before it is read. Either way, file ``k`` of
-        ``changed`` may become run ``first rid + k``.
+        ``changed`` may become run ``first rid + k``: the first rid is read under the file lock
+        that every writer of the index holds for its whole sync, so no other process can take
+        it meanwhile. With ``log_changes``, added and changed runs go into the change log.
         """
         freed: set[str] = set()
         with conn:
+            if log_changes and changed:
+                # The newest entries stay at least until the next sync, for processes that
+                # follow the log on a timer.
+                conn.execute(
+                    "DELETE FROM changes WHERE seq <= (SELECT max(seq) FROM changes) - ?",
+                    (CHANGE_LOG_KEEP,),
+                )
             for name in removed:
                 freed.update(self._drop_file(conn, name, report))
         known: dict[str, Refused] = {}
@@ -485,7 +568,7 @@ class RecordIndex:
             known=known,
             listed=listing is not None,
         ):
-            self._store_batch(conn, batch, listing, report, freed)
+            self._store_batch(conn, batch, listing, report, freed, log_changes=log_changes)
             done += len(batch.outcomes)
             if progress is not None:
                 progress(done, total)
@@ -544,16 +627,20 @@ class RecordIndex:
         listing: dict[str, FileEntry] | None,
         report: SyncReport,
         freed: set[str],
+        *,
+        log_changes: bool = True,
     ) -> None:
         """Record a batch of read files in one transaction, inserting rows in bulk."""
         if batch.staging is None:
             with conn:
-                _Batch(conn, listing, report, freed).store(batch.outcomes)
+                _Batch(conn, listing, report, freed, log_changes=log_changes).store(batch.outcomes)
             return
         conn.execute("ATTACH DATABASE ? AS staged", (str(batch.staging),))
         try:
             with conn:
-                _Batch(conn, listing, report, freed, staged=True).store(batch.outcomes)
+                _Batch(conn, listing, report, freed, staged=True, log_changes=log_changes).store(
+                    batch.outcomes
+                )
         finally:
             conn.execute("DETACH DATABASE staged")
 
@@ -569,9 +656,14 @@ class _Batch:
         freed: set[str],
         *,
         staged: bool = False,
+        log_changes: bool = True,
     ) -> None:
-        """With ``staged``, the rows of the outcomes are in the attached database ``staged``."""
+        """With ``staged``, the rows of the outcomes are in the attached database ``staged``;
+        with ``log_changes``, added and changed runs are appended to the change log."""
         self.conn = conn
+        self.log_changes = log_changes
+        #: (kind, execution id) for the change log, in the order of the report.
+        self.changes: list[tuple[str, str]] = []
         self.listing = listing
         self.report = report
         self.freed = freed
@@ -678,11 +770,15 @@ class _Batch:
         if prev_eid is None and not took_over:
             self.report.added += 1
             self.report.added_ids.append(eid)
+            kind = "added"
         else:
             self.report.updated += 1
             self.report.changed_ids.append(eid)
+            kind = "changed"
             if prev_eid is not None and prev_eid != eid:
                 self.report.removed_ids.append(prev_eid)
+        if self.log_changes:
+            self.changes.append((kind, eid))
 
     def flush(self) -> None:
         """Insert the rows gathered so far."""
@@ -708,7 +804,8 @@ class _Batch:
         conn.executemany(INSERT_ITEM, self.items)
         conn.executemany("INSERT INTO item_text (rowid, content) VALUES (?, ?)", self.texts)
         conn.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?)", self.files)
-        self.runs, self.items, self.texts, self.files = [], [], [], []
+        conn.executemany("INSERT INTO changes (kind, execution_id) VALUES (?, ?)", self.changes)
+        self.runs, self.items, self.texts, self.files, self.changes = [], [], [], [], []
 
 
 def _create_indexes(conn: sqlite3.Connection) -> None:

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from typing import Final
 
-FORMAT_VERSION: Final = "6"
+FORMAT_VERSION: Final = "7"
 
 #: Items get FTS rowids ``rid << ITEM_BITS | position``; a record has fewer than 2**20 items.
 ITEM_BITS: Final = 20
 
 #: FTS5's ``automerge`` setting of the index (FTS5's default).
 FTS_AUTOMERGE: Final = 4
+
+#: The change log keeps at least this many of its newest rows (see ``changes`` below).
+CHANGE_LOG_KEEP: Final = 20_000
 
 #: File states kept in ``files.status``.
 STATUS_VALID: Final = 0
@@ -76,6 +79,16 @@ CREATE TABLE items (
     config_used TEXT,
     PRIMARY KEY (rid, pos)
 ) WITHOUT ROWID;
+
+-- Every run a sync added or changed, in commit order ('added' or 'changed'), written in the
+-- transaction that stores the run. Each server process follows it to tell its subscribers, so
+-- that every process hears of every change whichever process synced it. seq is never reused
+-- (AUTOINCREMENT); each sync first prunes all but the newest CHANGE_LOG_KEEP rows.
+CREATE TABLE changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    execution_id TEXT NOT NULL
+);
 
 -- Words of item content; contentless, rowid = rid << {ITEM_BITS} | pos.
 CREATE VIRTUAL TABLE item_text USING fts5 (

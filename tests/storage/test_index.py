@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -240,7 +241,7 @@ def test_a_failed_cold_build_leaves_no_file_behind(
         write_record(store, record_dict(f"exec_{n:03d}"))
     monkeypatch.setattr(index_module, "BULK_THRESHOLD", 50)
 
-    def broken(*args: object) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
     index_path = tmp_path / "index.sqlite3"
@@ -348,12 +349,14 @@ def test_a_sync_in_worker_processes_writes_the_same_index_as_one_inline(
     copies: list[str] = []
     real_store_batch = RecordIndex._store_batch
 
-    def watched(self: RecordIndex, conn: sqlite3.Connection, batch: object, *args: object) -> None:
+    def watched(
+        self: RecordIndex, conn: sqlite3.Connection, batch: object, *args: Any, **kwargs: Any
+    ) -> None:
         staging = getattr(batch, "staging", None)
         if staging is not None:
             assert staging.exists()
             copies.append(staging.name)
-        real_store_batch(self, conn, batch, *args)  # type: ignore[arg-type]
+        real_store_batch(self, conn, batch, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(RecordIndex, "_store_batch", watched)
     with RecordIndex(store, staged) as idx:
