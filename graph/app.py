@@ -63,6 +63,7 @@ from graph.middleware import (
 from graph.permissions import principal_of
 from graph.schema import build_schema
 from graph.settings import Settings
+from graph.transport_ws import TextFrames, TransportWSHandler
 from storage.index import RecordIndex
 from storage.watcher import StoreWatcher
 
@@ -77,6 +78,10 @@ class RequestContext(Context):
 
 class ExecgraphGraphQL(GraphQL[Context, None]):
     """Strawberry's ASGI app with our context, access rules and offline GraphiQL page."""
+
+    # graphql-transport-ws: text frames, refusals as 'error' messages (see graph.transport_ws).
+    websocket_adapter_class = TextFrames
+    graphql_transport_ws_handler_class = TransportWSHandler
 
     def __init__(self, state: AppState, registry: TokenRegistry, **kwargs: Any) -> None:
         super().__init__(build_schema(Limits.from_settings(state.settings)), **kwargs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import strawberry
@@ -49,6 +50,24 @@ class ExecgraphSchema(strawberry.Schema):
                 error.message = _SUGGESTION.sub("", error.message)
 
 
+class SafeParserCache(ParserCache):
+    """Strawberry's parser cache, leaving a document that does not parse to Strawberry.
+
+    The cache parses in its hook, where a syntax error (or the token limit) escapes Strawberry's
+    own error handling: harmless over HTTP, but over a WebSocket the operation died with a
+    traceback in the log instead of an answer. A document that fails here is left unparsed;
+    Strawberry parses it again inside its handling and answers with the error.
+    """
+
+    def on_parse(self) -> Iterator[None]:
+        ctx = self.execution_context
+        try:
+            ctx.graphql_document = self.cached_parse_document(ctx.query, **ctx.parse_options)
+        except GraphQLError:
+            ctx.graphql_document = None
+        yield
+
+
 class AcyclicExecutionContext(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's execution context, freed by reference counting when a request ends.
 
@@ -80,7 +99,7 @@ def build_schema(limits: Limits | None = None, **kwargs: Any) -> ExecgraphSchema
         types=[Execution, ExecutionItem],
         config=StrawberryConfig(scalar_map=SCALAR_MAP, disable_field_suggestions=limits.production),
         extensions=[
-            lambda: ParserCache(maxsize=256),  # the LRU itself is module-level, shared
+            lambda: SafeParserCache(maxsize=256),  # the LRU itself is module-level, shared
             lambda: ValidationCache(maxsize=256),
             *limit_extensions(limits),
         ],

@@ -71,6 +71,13 @@ def serve(store: Path, index: Path, **settings: Any) -> Iterator[RunningServer]:
             running.stop()
 
 
+def text_message(frame: str | bytes) -> dict[str, Any]:
+    """A graphql-transport-ws message from its frame, which must be a text frame."""
+    assert isinstance(frame, str), f"binary frame (the protocol sends JSON strings): {frame!r}"
+    message: dict[str, Any] = json.loads(frame)
+    return message
+
+
 class Subscriber:
     """A minimal graphql-transport-ws client (the protocol GraphiQL, Apollo and urql speak)."""
 
@@ -82,7 +89,7 @@ class Subscriber:
     async def connect(cls, url: str, **kwargs: Any) -> Subscriber:
         ws = await websockets.connect(url, subprotocols=["graphql-transport-ws"], **kwargs)
         await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
-        ack = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        ack = text_message(await asyncio.wait_for(ws.recv(), 5))
         assert ack["type"] == "connection_ack", ack
         return cls(ws)
 
@@ -94,8 +101,8 @@ class Subscriber:
         return op_id
 
     async def receive(self, timeout: float) -> dict[str, Any]:
-        message: dict[str, Any] = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
-        return message
+        """The next message; fails on a binary frame (the protocol's messages are text)."""
+        return text_message(await asyncio.wait_for(self.ws.recv(), timeout))
 
     async def close(self) -> None:
         await self.ws.close()
