@@ -6,8 +6,10 @@ as the server's settings do.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,9 @@ from storage.index import RecordIndex, StoreNotFoundError
 from storage.query import StatsSource
 
 DEMO_COUNT = 400
+#: What ``serve --demo`` leaves in its store once written; a store with another text (an older
+#: demo, without the README's showcase run) is written again.
+DEMO_MARKER = "demo store written by execgraph serve --demo (2: with the README's showcase run)\n"
 
 _store_option = click.option(
     "--store",
@@ -78,17 +83,48 @@ def demo_store_path() -> Path:
 
 
 def ensure_demo_store(directory: Path, count: int = DEMO_COUNT) -> None:
-    """Create the demo store once (it is reused on later runs)."""
+    """Create the demo store once (it is reused on later runs).
+
+    It holds ``count`` generated records, a few malformed files and the run the README's
+    examples name (:data:`storage.demo.SHOWCASE_ID`).
+    """
     from storage.demo import write_demo_store
 
     marker = directory / ".execgraph-demo"
-    if marker.exists():
+    if marker.is_file() and marker.read_text(encoding="utf-8") == DEMO_MARKER:
         return
     directory.mkdir(parents=True, exist_ok=True)
     with progress_bar() as progress:
         task = progress.add_task("Writing demo records", total=count)
-        write_demo_store(directory, count, progress=lambda n: progress.update(task, completed=n))
-    marker.write_text("demo store written by execgraph serve --demo\n", encoding="utf-8")
+        write_demo_store(
+            directory,
+            count,
+            showcase=True,
+            progress=lambda n: progress.update(task, completed=n),
+        )
+    marker.write_text(DEMO_MARKER, encoding="utf-8")
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse (ClickException) an address the server could not listen on, before anything is
+    printed as if it worked: a busy port names itself and says to pass ``--port``.
+
+    The socket is opened as uvicorn opens it (IPv6 when the host has a colon, SO_REUSEADDR) and
+    closed at once; uvicorn binds again when it starts.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                _fail(
+                    f"port {port} on {host} is already in use (another execgraph server or "
+                    f"another program); pass --port N to serve on another port, e.g. "
+                    f"--port {port + 1 if port < 65535 else 8000}"
+                )
+            _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
 
 
 @click.group()
@@ -108,7 +144,13 @@ def main(log_level: str) -> None:
 @_index_option
 @click.option("--demo", is_flag=True, help="Serve a generated demo store (no data needed).")
 @click.option("--host", default="127.0.0.1", envvar="EXECGRAPH_HOST", show_default=True)
-@click.option("--port", default=8000, type=int, envvar="EXECGRAPH_PORT", show_default=True)
+@click.option(
+    "--port",
+    default=8000,
+    type=click.IntRange(0, 65535),
+    envvar="EXECGRAPH_PORT",
+    show_default=True,
+)
 @click.option("--workers", default=1, type=click.IntRange(1, 64), show_default=True)
 @click.option(
     "--watch-mode",
@@ -150,6 +192,7 @@ def serve(
     production: bool,
 ) -> None:
     """Serve the GraphQL API (GraphiQL at http://HOST:PORT/graphql)."""
+    check_port(host, port)  # before the demo store, the index and the banner
     if demo:
         store = store or demo_store_path()
         ensure_demo_store(store)

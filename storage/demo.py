@@ -23,15 +23,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from storage.demo_records import generate_records
+from storage.demo_records import SHOWCASE_ID, generate_records, showcase_record
 from storage.malformed import MALFORMED_KINDS, write_duplicate, write_malformed
 from storage.writer_sim import serialize_record, write_file
 
 __all__ = [
     "MALFORMED_KINDS",
     "PROGRESS_EVERY",
+    "SHOWCASE_ID",
     "DemoSummary",
     "generate_records",
+    "showcase_record",
     "write_demo_store",
     "write_malformed",
 ]
@@ -61,22 +63,28 @@ def write_demo_store(
     *,
     seed: int = 0,
     malformed: bool = True,
+    showcase: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> DemoSummary:
     """Write ``count`` generated records (and, by default, one malformed file of each kind).
 
-    The files are those of ``generate_records(count, seed=seed)``. ``progress`` is called with
-    the number of records written so far, every :data:`PROGRESS_EVERY` records and at the end.
-    The symlink kind points into a hidden sibling directory (``.<name>-outside``) that this
-    function creates next to the store.
+    The files are those of ``generate_records(count, seed=seed)``, plus with ``showcase`` the
+    run the README's examples name (:func:`showcase_record`; ``serve --demo`` asks for it; the
+    generated stores of tests and benchmarks do not). ``progress`` is called with the number of
+    records written so far, every :data:`PROGRESS_EVERY` records and at the end. The symlink
+    kind points into a hidden sibling directory (``.<name>-outside``) that this function
+    creates next to the store.
     """
     if count < 0:
         raise ValueError("count must not be negative")
     directory.mkdir(parents=True, exist_ok=True)
     _write_records(directory, count, seed, progress)
-    if not malformed:
-        return DemoSummary(valid=count)
     valid = count
+    if showcase:
+        write_file(directory / f"{SHOWCASE_ID}.json", serialize_record(showcase_record()))
+        valid += 1
+    if not malformed:
+        return DemoSummary(valid=valid)
     for kind in MALFORMED_KINDS:
         if kind == "duplicate_id" and count:
             write_duplicate(directory, next(generate_records(1, seed=seed)))

@@ -298,21 +298,26 @@ def _outputs(run: _Run, count: int, *, blocked: float) -> bool:
     produced = False
     for loop, output in enumerate(chosen, start=1):
         if rng.random() < blocked:
-            _safety_check(run, loop, safe=False)
-            run.add(
-                "stage3_blocked",
-                3,
-                content=rng.pick(_BLOCK_MESSAGES_STAGE3),
-                loop_iteration=loop,
-                model_used=_SAFETY_MODEL,
-                backend="ollama",
-                metadata={"safety_level": run.safety_level, "output_config": output.config},
-            )
+            _blocked_output(run, loop, output)
             continue
         _safety_check(run, loop, safe=True)
         _output(run, loop, output)
         produced = True
     return produced
+
+
+def _blocked_output(run: _Run, loop: int, output: _Output) -> None:
+    """Stage 3 refuses ``output``: a failed safety check, then ``stage3_blocked``."""
+    _safety_check(run, loop, safe=False)
+    run.add(
+        "stage3_blocked",
+        3,
+        content=run.rng.pick(_BLOCK_MESSAGES_STAGE3),
+        loop_iteration=loop,
+        model_used=_SAFETY_MODEL,
+        backend="ollama",
+        metadata={"safety_level": run.safety_level, "output_config": output.config},
+    )
 
 
 def _seed(rng: _DemoRandom) -> int | None:
@@ -548,3 +553,41 @@ def _start_time(rng: _DemoRandom, first: datetime, last: datetime) -> datetime:
         if rng.random() < likelihood:
             break
     return min(when, last - timedelta(microseconds=1))
+
+
+# --- the showcase run ---------------------------------------------------------------------------
+
+#: The run the README's examples name; ``serve --demo`` writes it beside the generated records
+#: (``write_demo_store(..., showcase=True)``), so the README's detail example answers with it.
+SHOWCASE_ID: Final = "exec_20251103_205239_896e054c"
+_SHOWCASE_START: Final = datetime(2025, 11, 3, 20, 52, 39, 418_207)
+#: The README's text example (``text: "wolken haus"``) finds this prompt.
+_SHOWCASE_PROMPT: Final = (
+    "de",
+    "Ein Haus aus Wolken, das über einem stillen See schwebt",
+    "A house made of clouds floating above a quiet lake",
+)
+
+
+def showcase_record() -> dict[str, Any]:
+    """The README's example run, the same every time.
+
+    A kids' Stille Post run through all eight languages, then two outputs: the first blocked at
+    stage 3, the second an image, so every README example (the November list of Stille Post
+    runs, runs blocked at stage 3, the text search) finds it.
+    """
+    rng = _DemoRandom(0x5EED)
+    run = _Run(rng, _SHOWCASE_START, SHOWCASE_ID)
+    run.config, run.safety_level, run.mode = "stillepost", "kids", _MODES[0]
+    run.language, run.prompt, run.english = _SHOWCASE_PROMPT
+    _start(run)
+    _user_text(run)
+    _translation(run)
+    _interception_final(run, _stille_post(run))
+    run.used_seed = rng.getrandbits(32)
+    image = _OUTPUT_POOL[0]
+    _blocked_output(run, 1, image)
+    _safety_check(run, 2, safe=True)
+    _output(run, 2, image)
+    _complete(run)
+    return run.to_record()

@@ -26,8 +26,10 @@ from pydantic import ValidationError
 
 from storage.demo import (
     MALFORMED_KINDS,
+    SHOWCASE_ID,
     DemoSummary,
     generate_records,
+    showcase_record,
     write_demo_store,
     write_malformed,
 )
@@ -551,6 +553,35 @@ def test_demo_store_without_malformed_files_holds_only_valid_records(tmp_path: P
     assert summary == DemoSummary(valid=30)
     for path in (tmp_path / "s").iterdir():
         assert ExecutionRecord.model_validate_json(path.read_bytes())
+
+
+def test_the_showcase_run_is_a_valid_stille_post_run_blocked_once_at_stage3() -> None:
+    record = showcase_record()
+    assert record == showcase_record()
+    model = ExecutionRecord.model_validate(record)
+    assert model.execution_id == SHOWCASE_ID == record["execution_id"]
+    match = EXECUTION_ID.match(SHOWCASE_ID)
+    assert match is not None
+    assert match.group(1) == f"{datetime.fromisoformat(record['timestamp']):%Y%m%d_%H%M%S}"
+    assert shape_of(record) == "stillepost"
+    assert (record["config_name"], record["safety_level"]) == ("stillepost", "kids")
+    assert types_of(record).count("stage3_blocked") == 1
+    assert types_of(record).count("interception_iteration") == 8
+    assert types_of(record)[-1] == "pipeline_complete"
+    assert serialize_record(record) == writer_bytes(record)
+    prompt = record["items"][1]["content"].lower()
+    assert "wolken" in prompt
+    assert "haus" in prompt
+
+
+def test_the_showcase_run_is_written_only_when_asked(tmp_path: Path) -> None:
+    plain = write_demo_store(tmp_path / "plain", 20, malformed=False)
+    assert not (tmp_path / "plain" / f"{SHOWCASE_ID}.json").exists()
+    showcased = write_demo_store(tmp_path / "demo", 20, showcase=True)
+    path = tmp_path / "demo" / f"{SHOWCASE_ID}.json"
+    assert path.read_bytes() == writer_bytes(showcase_record())
+    assert showcased.valid == plain.valid + 1
+    assert SHOWCASE_ID not in {r["execution_id"] for r in generate_records(20)}
 
 
 # --- malformed files ------------------------------------------------------------------------
