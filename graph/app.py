@@ -15,8 +15,9 @@ answers POST only with ``Content-Type: application/json`` (415 otherwise, a simp
 GraphiQL page), and takes no batches. WebSockets authenticate with the handshake's header or the
 ``connection_init`` payload (what GraphiQL sends from its headers editor).
 
-Start-up opens (or rebuilds) the index, syncs it with the store, then starts the one store watcher;
-shutdown stops the watcher and closes the index.
+Start-up opens (or rebuilds) the index, syncs it with the store, starts following the index's
+change log for subscribers (whichever process synced), deletes expired exports (then on a timer)
+and starts the store watcher; shutdown stops them and closes the index.
 """
 
 from __future__ import annotations
@@ -26,12 +27,16 @@ import contextlib
 import gc
 import json
 import logging
+import os
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any, Final
 
 import orjson
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from graphql import GraphQLError
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.middleware.cors import CORSMiddleware
@@ -41,23 +46,35 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
+from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.base import BaseRequestProtocol
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.execution import ExecutionResult, PreExecutionError
+from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from graph.auth import TokenRegistry, open_bind_refusal, token_from_params
 from graph.context import AppState, Context
 from graph.downloads import download_export, export_schema
+from graph.errors import ErrorCode
 from graph.export_jobs import ExportJobs
-from graph.ide import graphiql_assets_app, graphiql_html
+from graph.ide import graphiql_assets_app, graphiql_headers, graphiql_html
 from graph.limits import Limits, watch_connection
 from graph.middleware import (
+    GRAPHQL_RESPONSE,
+    GRAPHQL_RESPONSE_UTF8,
+    JSON,
     BearerBackend,
     BodyLimit,
     credentials,
     error_response,
+    http_error,
     on_auth_error,
+    request_error_status,
+    response_media_type,
+    server_error,
     unauthenticated,
 )
 from graph.permissions import principal_of
@@ -89,27 +106,112 @@ class ExecgraphGraphQL(GraphQL[Context, None]):
         self.registry = registry
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            refusal = self.refuse_post(Request(scope))
-            if refusal is not None:
-                await refusal(scope, receive, send)
-                return
-        await super().__call__(scope, receive, send)
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        # Strawberry's own HTTP branch, answering its refusals GraphQL-shaped, not as text.
+        request = NegotiatedRequest(scope, receive)
+        response = self.refuse_post(request) if request.method == "POST" else None
+        if response is None:
+            try:
+                response = await self.run(request)
+            except HTTPException as refusal:
+                allow = {"Allow": "GET, POST"} if refusal.status_code == 405 else None
+                response = error_response(
+                    refusal.status_code, refusal.reason, None, allow, media_type=request.answer_type
+                )
+        await response(scope, receive, send)
 
-    def refuse_post(self, request: Request) -> Response | None:
-        """401 without a valid token (when required), 415 for a body that is not JSON."""
+    def refuse_post(self, request: NegotiatedRequest) -> Response | None:
+        """401 without a valid token (when required), 415 for a body that is not JSON, 406 when
+        ``Accept`` takes neither of our media types."""
         if principal_of(request) is None:
             return unauthenticated(
-                "a valid token is required: send 'Authorization: Bearer <token>'"
+                "a valid token is required: send 'Authorization: Bearer <token>'",
+                media_type=request.answer_type,
             )
         media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
         if media_type != "application/json":
             return error_response(
                 415,
                 "send the request as 'Content-Type: application/json'",
-                "UNSUPPORTED_MEDIA_TYPE",
+                ErrorCode.UNSUPPORTED_MEDIA_TYPE,
+                media_type=request.answer_type,
+            )
+        if request.answer_type is None:
+            return error_response(
+                406, f"answers are {GRAPHQL_RESPONSE} or {JSON}: accept one of them"
             )
         return None
+
+    def parse_json(self, data: str | bytes) -> Any:
+        """The request's JSON, which must be an object (or a list: a batch, refused later)."""
+        value = super().parse_json(data)
+        if not isinstance(value, dict | list):
+            raise HTTPException(400, 'expected a JSON object, such as {"query": "{ __typename }"}')
+        return value
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """Strawberry's, but subscriptions never run over HTTP and nothing runs over GET.
+
+        Strawberry lets subscriptions through POST and GET (for its multipart transport, not
+        offered here), and then runs them as queries, which fails. An operation name that
+        names nothing is a GraphQL request error (``OPERATION_RESOLUTION_FAILURE``), answered
+        like a validation failure, not a bare 400.
+        """
+        try:
+            return await self.schema.execute(
+                request_data.query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=HTTP_OPERATIONS.get(request_adapter.method, ()),
+                operation_extensions=request_data.extensions,
+            )
+        except CannotGetOperationTypeError as exc:
+            code = ErrorCode.OPERATION_RESOLUTION_FAILURE
+            error = GraphQLError(exc.as_http_error_reason(), extensions={"code": code})
+            return PreExecutionError(data=None, errors=[error])
+        except InvalidOperationTypeError as exc:
+            if exc.operation_type is OperationType.SUBSCRIPTION:
+                message = "subscriptions run over the WebSocket at this path (graphql-transport-ws)"
+            else:
+                message = "operations never run over GET: POST them as application/json"
+            raise HTTPException(400, message) from None
+        except MissingQueryError:
+            raise HTTPException(400, 'no GraphQL query: send {"query": "..."}') from None
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        sub_response = await super().get_sub_response(request)
+        if isinstance(request, NegotiatedRequest):
+            sub_response.media_type = request.answer_type
+        return sub_response
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        """``application/json`` as Strawberry makes it; the GraphQL-over-HTTP type with the
+        status code of a request error (4xx, no ``data`` entry) when execution never began."""
+        if sub_response.media_type != GRAPHQL_RESPONSE or isinstance(response_data, list):
+            return super().create_response(response_data, sub_response)
+        status = request_error_status(response_data)
+        if status is not None:
+            response_data.pop("data", None)  # a request error has no data entry
+            sub_response.status_code = status
+        response = super().create_response(response_data, sub_response)
+        response.headers["content-type"] = GRAPHQL_RESPONSE_UTF8
+        return response
 
     def encode_json(self, data: object) -> bytes:
         """Responses are serialised by orjson (several times faster than :mod:`json`).
@@ -149,7 +251,23 @@ class ExecgraphGraphQL(GraphQL[Context, None]):
         return unset
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
-        return HTMLResponse(graphiql_html(endpoint=str(request.url.path)))
+        return HTMLResponse(
+            graphiql_html(endpoint=str(request.url.path)), headers=graphiql_headers(request.url)
+        )
+
+
+class NegotiatedRequest(Request):
+    """A request to the GraphQL endpoint, with the media type its answer is to be in."""
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        super().__init__(scope, receive)
+        #: :data:`JSON` or :data:`GRAPHQL_RESPONSE`; None: ``Accept`` takes neither.
+        self.answer_type = response_media_type(self.headers.get("accept"))
+
+
+#: What runs over each method: queries and mutations over POST; subscriptions only over the
+#: WebSocket; nothing over GET (GET serves GraphiQL).
+HTTP_OPERATIONS: Final = {"POST": (OperationType.QUERY, OperationType.MUTATION)}
 
 
 #: Allocations between two young-generation collections (CPython's default is 700). One list
@@ -209,7 +327,6 @@ def create_app(settings: Settings, *, index: RecordIndex | None = None) -> Starl
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        state.broadcaster.bind(asyncio.get_running_loop())
         if own_index:
             index.open()
             if settings.startup_sync:
@@ -222,6 +339,10 @@ def create_app(settings: Settings, *, index: RecordIndex | None = None) -> Starl
                     report.removed,
                     report.invalid,
                 )
+        # Subscribers hear of every change logged from now on, by any process on this index.
+        state.broadcaster.bind(asyncio.get_running_loop(), index)
+        # Expired exports are deleted now and then on a timer, files and job records alike.
+        purger = asyncio.create_task(state.exports.purge_forever(), name="execgraph-purge")
         settle_garbage_collector()
         if settings.watch:
             # Without a start-up sync (the CLI synced just before), the watcher catches up
@@ -231,6 +352,7 @@ def create_app(settings: Settings, *, index: RecordIndex | None = None) -> Starl
             yield
         finally:
             state.broadcaster.close()
+            purger.cancel()
             await state.exports.close()
             watcher.stop()
             if own_index:
@@ -249,7 +371,15 @@ def create_app(settings: Settings, *, index: RecordIndex | None = None) -> Starl
     )
 
     async def healthz(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "watching": watcher.running})
+        # pid and subscribers: which worker process answered, and how many it serves.
+        return JSONResponse(
+            {
+                "status": "ok",
+                "watching": watcher.running,
+                "pid": os.getpid(),
+                "subscribers": state.broadcaster.subscriber_count,
+            }
+        )
 
     async def root(request: Request) -> RedirectResponse:
         return RedirectResponse("/graphql")
@@ -272,6 +402,8 @@ def create_app(settings: Settings, *, index: RecordIndex | None = None) -> Starl
 
     app = Starlette(
         middleware=middleware,
+        # Starlette's own 404s, 405s and 500s GraphQL-shaped too (not text/plain).
+        exception_handlers={StarletteHTTPException: http_error, Exception: server_error},
         routes=[
             Route("/", root),
             Route("/healthz", healthz),

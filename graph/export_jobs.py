@@ -4,7 +4,15 @@ The GraphQL mutation resolves the selection first (unknown ids and bad arguments
 job exists), then starts a job that runs ``exports.service.run_export`` in a worker thread. Small
 exports are awaited within the mutation call; large ones return at once and report progress
 through ``exportJob`` and the ``exportJobProgress`` subscription. At most ``MAX_RUNNING`` exports
-write at the same time; others wait as PENDING.
+write at the same time in one process; others wait as PENDING.
+
+A job's state lives in the export folder's job store (:mod:`exports.job_store`), not in this
+process: any worker of ``serve --workers N``, or another server using the same export folder,
+answers ``exportJob``, follows ``exportJobProgress`` (by polling the store) and serves the
+download. The process running a job writes its progress there at most every 0.1 s.
+
+Expired exports are deleted for real: :meth:`ExportJobs.purge` runs at start-up and then every
+:data:`PURGE_INTERVAL_S` while serving (files, sidecars, strays and job records).
 """
 
 from __future__ import annotations
@@ -12,16 +20,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal
+from functools import cached_property
+from typing import Any, Final
 
 from exports.base import ExportMeta, ExportOptions
 from exports.errors import ExportError
-from exports.service import ExportResult, run_export
+from exports.job_store import ExportJob as ExportJob
+from exports.job_store import JobStore
+from exports.job_store import Status as Status
+from exports.service import ExportResult, purge_expired, run_export
 from graph import __version__
 from graph.errors import BadUserInput, NotFound
 from graph.settings import Settings
@@ -32,14 +43,16 @@ from storage.reader import InvalidRecordError, read_record
 
 log = logging.getLogger(__name__)
 
-Status = Literal["PENDING", "RUNNING", "DONE", "FAILED"]
-
 MAX_RUNNING: Final = 2
 #: Exports up to this many records finish within the mutation call (reports are slower).
 INLINE_RECORDS: Final = {"PDF": 25, "DOCX": 25}
 INLINE_RECORDS_DEFAULT: Final = 1000
 _JOB_KEEP: Final = timedelta(hours=24)
 _MAX_IDS_SHOWN: Final = 10
+#: How often ``exportJobProgress`` looks at the job store, and the progress writes' spacing (s).
+WATCH_INTERVAL_S: Final = 0.1
+#: How often expired exports are deleted while serving (seconds).
+PURGE_INTERVAL_S: Final = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,42 +66,19 @@ class ExportPlan:
     selection: dict[str, Any]
 
 
-@dataclass(eq=False)
-class ExportJob:
-    """One export's state, shared by the worker thread and the event loop."""
-
-    id: str
-    format: str
-    record_count: int
-    created_at: datetime
-    status: Status = "PENDING"
-    written: int = 0
-    error: str | None = None
-    result: ExportResult | None = None
-    version: int = 0
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def progress(self) -> float:
-        if self.status == "DONE":
-            return 1.0
-        return 0.0 if self.record_count == 0 else min(1.0, self.written / self.record_count)
-
-    @property
-    def finished(self) -> bool:
-        return self.status in ("DONE", "FAILED")
-
-
 class ExportJobs:
-    """All export jobs of one server."""
+    """The export jobs of one server process, their state in the shared job store."""
 
     def __init__(self, settings: Settings, index: RecordIndex) -> None:
         self.settings = settings
         self.index = index
-        self._jobs: dict[str, ExportJob] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(MAX_RUNNING)
-        self._lock = threading.Lock()
+
+    @cached_property
+    def store(self) -> JobStore:
+        """The job store of the export folder (its file is made on first use)."""
+        return JobStore(self.settings.export_path)
 
     # -- selection ---------------------------------------------------------------------------
 
@@ -138,81 +128,91 @@ class ExportJobs:
 
     async def start(self, plan: ExportPlan) -> ExportJob:
         """Start a job; wait for it when it is small."""
-        self._forget_old()
         job = ExportJob(
             id=secrets.token_urlsafe(12),
             format=plan.format,
             record_count=len(plan.targets),
             created_at=datetime.now(UTC),
         )
-        with self._lock:
-            self._jobs[job.id] = job
+        await asyncio.to_thread(self.store.create, job)
         task = asyncio.create_task(self._run(job, plan), name=f"export-{job.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         if job.record_count <= INLINE_RECORDS.get(plan.format, INLINE_RECORDS_DEFAULT):
             await asyncio.shield(task)
-        return job
+        return self.get(job.id) or job
 
     def get(self, job_id: str) -> ExportJob | None:
-        with self._lock:
-            return self._jobs.get(job_id)
+        """The job as last recorded by whichever process runs it; ``None`` when unknown."""
+        job = self.store.get(job_id)
+        if job is None or job.created_at < datetime.now(UTC) - _JOB_KEEP:
+            return None
+        return job
 
     async def watch(self, job_id: str) -> AsyncIterator[ExportJob]:
-        """Yield the job now and after each change, until it is finished."""
+        """Yield the job now and after each recorded change, until it is finished."""
         job = self.get(job_id)
         if job is None:
             raise NotFound(f"no export job {job_id[:40]!r} (jobs are kept for 24 hours)")
         seen = -1
-        while True:
+        while job is not None:
             if job.version != seen:
                 seen = job.version
                 yield job
                 if job.finished:
                     return
-            job.changed.clear()
-            if job.version == seen:
-                await job.changed.wait()
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            job = self.get(job_id)
 
     async def close(self) -> None:
         """Wait for running exports to end (at shutdown)."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if "store" in self.__dict__:
+            self.store.close()
+
+    def purge(self) -> int:
+        """Delete expired exports and strays, and forget old jobs; return files deleted."""
+        removed = purge_expired(self.settings.export_path)
+        if self.store.path.exists():
+            self.store.purge(datetime.now(UTC) - _JOB_KEEP)
+        return removed
+
+    async def purge_forever(self) -> None:
+        """Purge now, then every :data:`PURGE_INTERVAL_S` (a task of the server's lifespan)."""
+        while True:
+            try:
+                removed = await asyncio.to_thread(self.purge)
+                if removed:
+                    log.info("deleted %d expired export file(s)", removed)
+            except Exception:
+                log.exception("deleting expired exports failed; retrying later")
+            await asyncio.sleep(PURGE_INTERVAL_S)
 
     async def _run(self, job: ExportJob, plan: ExportPlan) -> None:
-        loop = asyncio.get_running_loop()
-
-        def touch() -> None:
-            job.version += 1
-            job.changed.set()
-
+        store = self.store
         async with self._slots:
-            job.status = "RUNNING"
-            touch()
+            await asyncio.to_thread(store.update, job.id, status="RUNNING")
             try:
-                job.result = await asyncio.to_thread(
-                    self._write, job, plan, lambda: loop.call_soon_threadsafe(touch)
+                result = await asyncio.to_thread(self._write, job, plan)
+                await asyncio.to_thread(
+                    store.update, job.id, status="DONE", written=result.record_count, result=result
                 )
-                job.status = "DONE"
             except ExportError as exc:
-                job.status, job.error = "FAILED", str(exc)
                 log.warning("export %s failed: %s", job.id, exc, exc_info=exc.__cause__)
+                await asyncio.to_thread(store.update, job.id, status="FAILED", error=str(exc))
             except Exception:
-                job.status, job.error = "FAILED", "The export failed; the error was logged."
                 log.exception("export %s failed", job.id)
-            touch()
+                await asyncio.to_thread(
+                    store.update,
+                    job.id,
+                    status="FAILED",
+                    error="The export failed; the error was logged.",
+                )
 
-    def _write(self, job: ExportJob, plan: ExportPlan, notify: Any) -> ExportResult:
+    def _write(self, job: ExportJob, plan: ExportPlan) -> ExportResult:
         settings = self.settings
-        last = [0.0]
-
-        def progress(done: int) -> None:
-            job.written = done
-            now = time.monotonic()
-            if now - last[0] >= 0.1 or done == job.record_count:
-                last[0] = now
-                notify()
-
+        progress = _throttled(lambda done: self.store.update(job.id, written=done), job)
         meta = ExportMeta(
             exported_at=datetime.now(UTC),
             execgraph_version=__version__,
@@ -259,11 +259,19 @@ class ExportJobs:
                     )
                 yield record
 
-    def _forget_old(self) -> None:
-        limit = datetime.now(UTC) - _JOB_KEEP
-        with self._lock:
-            for job_id in [j.id for j in self._jobs.values() if j.created_at < limit]:
-                del self._jobs[job_id]
+
+def _throttled(record: Callable[[int], None], job: ExportJob) -> Callable[[int], None]:
+    """A progress callback that records at most every :data:`WATCH_INTERVAL_S`, and the end."""
+    last = 0.0
+
+    def progress(done: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= WATCH_INTERVAL_S or done == job.record_count:
+            last = now
+            record(done)
+
+    return progress
 
 
 class ExportErrorForRun(ExportError):
