@@ -151,6 +151,14 @@ class ExecgraphGraphQL(GraphQL[Context, None]):
             raise HTTPException(400, 'expected a JSON object, such as {"query": "{ __typename }"}')
         return value
 
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        data = await super().parse_http_body(request)
+        if isinstance(data, GraphQLRequestData) and not isinstance(data.operation_name, str | None):
+            raise HTTPException(400, "`operationName` must be a string or null, if provided")
+        return data
+
     async def execute_single(
         self,
         request: Request,

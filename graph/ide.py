@@ -14,7 +14,10 @@ renders our own page that refers only to them:
   default).
 
 The page carries no inline script or style: the settings travel in a JSON block
-read by ``execgraph/ide.js``, so a strict Content-Security-Policy can be applied.
+read by ``execgraph/ide.js``, so a strict Content-Security-Policy applies
+(:func:`graphiql_headers`): scripts, styles and fetches from the page's own origin
+only, plus its WebSocket for subscriptions; fonts and images also as ``data:``
+URLs (GraphiQL's stylesheet embeds its fonts); no framing, no referrer.
 Every asset URL carries a Subresource Integrity hash and a ``v`` fingerprint of
 the file's content, which lets the assets be cached for a year without ever
 serving a stale copy after an upgrade.
@@ -27,12 +30,14 @@ import hashlib
 import html
 import json
 import os
+import re
 from functools import cache
 from pathlib import Path
 from string import Template
 from typing import Final
 from urllib.parse import parse_qs
 
+from starlette.datastructures import URL
 from starlette.responses import Response
 from starlette.staticfiles import PathLike, StaticFiles
 from starlette.types import Scope
@@ -43,6 +48,7 @@ __all__ = [
     "SCRIPTS",
     "STYLESHEETS",
     "graphiql_assets_app",
+    "graphiql_headers",
     "graphiql_html",
 ]
 
@@ -136,6 +142,39 @@ def _json_for_script(value: object) -> str:
 @cache
 def _template() -> Template:
     return Template(_TEMPLATE_PATH.read_text(encoding="utf-8"))
+
+
+_CSP: Final[tuple[str, ...]] = (
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "font-src 'self' data:",
+    "img-src 'self' data:",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+)
+_HOST: Final = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+
+
+def graphiql_headers(url: URL) -> dict[str, str]:
+    """The security headers of the page served at ``url``.
+
+    ``connect-src`` names the page's WebSocket origin as well as ``'self'``: CSP Level 3
+    lets ``'self'`` match ``ws:`` on the same host, but not every browser does. The host comes
+    from the request's ``Host`` header, so it is only written when it is a plain host name or
+    address (anything else cannot inject a directive; subscriptions then fall back to 'self').
+    """
+    connect = "connect-src 'self'"
+    if _HOST.fullmatch(url.netloc):
+        connect += f" {'wss' if url.scheme == 'https' else 'ws'}://{url.netloc}"
+    return {
+        "Content-Security-Policy": "; ".join((*_CSP, connect)),
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": _REVALIDATE,
+    }
 
 
 def graphiql_html(

@@ -7,6 +7,10 @@ Strawberry ships none of these switched on. Here, for every operation (HTTP and 
 * **depth** and **aliases** (``QueryDepthLimiter``, ``MaxAliasesLimiter``) and introspection
   nesting (graphql-core's ``MaxIntrospectionDepthRule``) are validation rules: an operation over a
   limit is refused with no resolver run;
+
+  each limit's error carries its code: ``TOO_MANY_TOKENS`` (given on the way out, see
+  :func:`graph.masking.request_error_code`), ``QUERY_TOO_DEEP`` (depth, introspection's too) and
+  ``TOO_MANY_ALIASES`` (the rules are wrapped by :func:`coded_rule`);
 * **cost** (:mod:`graph.cost`): an operation whose answer could hold more than ``max_cost``
   objects is refused with ``QUERY_TOO_COMPLEX`` before execution (it needs the variables, so it
   runs as execution starts rather than as a validation rule);
@@ -34,13 +38,13 @@ from typing import Any, Final
 
 import orjson
 from graphql import ASTValidationRule, GraphQLError, MaxIntrospectionDepthRule
-from graphql.validation import NoSchemaIntrospectionCustomRule
+from graphql.validation import NoSchemaIntrospectionCustomRule, ValidationContext
 from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.types.graphql import OperationType
 
 from graph.cost import CostModel, query_cost
-from graph.errors import QueryTooComplex, Timeout
-from graph.masking import MaskUnexpectedErrors
+from graph.errors import ErrorCode, QueryTooComplex, Timeout
+from graph.masking import MaskUnexpectedErrors, with_code
 from graph.permissions import principal_of_context
 from graph.settings import Settings
 
@@ -97,12 +101,37 @@ def limit_extensions(limits: Limits) -> list[Callable[[], SchemaExtension]]:
     every request, and that bookkeeping was most of what ``{ __typename }`` cost beyond the bare
     stack.
     """
+    depth = QueryDepthLimiter(max_depth=limits.max_depth).validation_rules
+    aliases = MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules
     rules: tuple[type[ASTValidationRule], ...] = (
-        *QueryDepthLimiter(max_depth=limits.max_depth).validation_rules,
-        *MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules,
-        MaxIntrospectionDepthRule,
+        *(coded_rule(rule, ErrorCode.QUERY_TOO_DEEP) for rule in depth),
+        *(coded_rule(rule, ErrorCode.TOO_MANY_ALIASES) for rule in aliases),
+        coded_rule(MaxIntrospectionDepthRule, ErrorCode.QUERY_TOO_DEEP),
     )
     return [lambda: QueryGuard(limits, rules)]
+
+
+def coded_rule(rule: type[ASTValidationRule], code: ErrorCode) -> type[ASTValidationRule]:
+    """``rule``, with ``code`` on every error it reports.
+
+    Strawberry's limiters report from ``__init__`` through the validation context, graphql-core's
+    rules through ``report_error`` while visiting: both ways are covered.
+    """
+
+    class CodedRule(rule):  # type: ignore[valid-type,misc]
+        def __init__(self, context: ValidationContext) -> None:
+            on_error = context.on_error
+            context.on_error = lambda error: on_error(with_code(error, code))  # type: ignore[method-assign]
+            try:
+                super().__init__(context)
+            finally:
+                context.on_error = on_error  # type: ignore[method-assign]
+
+        def report_error(self, error: GraphQLError) -> None:
+            super().report_error(with_code(error, code))
+
+    CodedRule.__name__ = CodedRule.__qualname__ = f"{rule.__name__}Coded"
+    return CodedRule
 
 
 class _IntrospectionRefused(NoSchemaIntrospectionCustomRule):

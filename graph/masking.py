@@ -1,8 +1,13 @@
-"""Error masking: expected errors reach the client as they are; anything else is masked.
+"""The way out of every operation: unexpected errors masked, every error given its code.
 
 An unexpected exception may carry paths, class names or record content. The client gets a
 generic message with a request id and ``extensions.code = INTERNAL_SERVER_ERROR``; the log gets
 the full traceback once, under that id.
+
+graphql-core's own errors carry no code: a syntax error, a document that does not fit the
+schema, a variable value that does not fit its type. They get one here
+(:func:`request_error_code`), so that every error a client sees says what went wrong in a
+word it can switch on. This runs only for results with errors, never on a clean answer.
 """
 
 from __future__ import annotations
@@ -10,10 +15,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry.extensions import MaskErrors
+from strawberry.schema.exceptions import CannotGetOperationTypeError
+from strawberry.types.execution import PreExecutionError
 
-from graph.errors import ExpectedError
+from graph.errors import ErrorCode, ExpectedError
 
 log = logging.getLogger("execgraph.errors")
 
@@ -21,8 +28,40 @@ log = logging.getLogger("execgraph.errors")
 def is_unexpected(error: GraphQLError) -> bool:
     """Whether an error must be hidden from the client."""
     original = error.original_error
-    # No original error: a parse or validation error about the query the client sent.
-    return original is not None and not isinstance(original, ExpectedError | GraphQLError)
+    # No original error: a parse or validation error about the query the client sent. An
+    # operation name naming nothing is one too (Strawberry's error, over the WebSocket).
+    expected = ExpectedError | GraphQLError | CannotGetOperationTypeError
+    return original is not None and not isinstance(original, expected)
+
+
+def request_error_code(error: GraphQLError, *, executed: bool) -> ErrorCode:
+    """The code of an error raised without one; ``executed``: whether execution began.
+
+    Syntax errors are parse failures (the token limit is one: graphql-core stops parsing
+    with a syntax error); other errors before execution are validation failures (the limits'
+    own rules tag theirs, see :mod:`graph.limits`); errors of an execution at no field are
+    variable values that do not fit their types; an uncoded error at a field is the server's.
+    """
+    if isinstance(error.original_error, CannotGetOperationTypeError):
+        return ErrorCode.OPERATION_RESOLUTION_FAILURE
+    if isinstance(error, GraphQLSyntaxError):
+        if "Document contains more than" in error.message:
+            return ErrorCode.TOO_MANY_TOKENS
+        return ErrorCode.GRAPHQL_PARSE_FAILED
+    if error.path is not None:
+        return ErrorCode.INTERNAL_SERVER_ERROR
+    if not executed:
+        return ErrorCode.GRAPHQL_VALIDATION_FAILED
+    return ErrorCode.BAD_USER_INPUT
+
+
+def with_code(error: GraphQLError, code: ErrorCode) -> GraphQLError:
+    """``error``, carrying ``code`` unless it has one already."""
+    if error.extensions is None:
+        error.extensions = {"code": code}
+    else:
+        error.extensions.setdefault("code", code)
+    return error
 
 
 class MaskUnexpectedErrors(MaskErrors):
@@ -40,7 +79,12 @@ class MaskUnexpectedErrors(MaskErrors):
         # more than the rest of this hook on every request; an attribute lookup says the same.
         errors = getattr(result, "errors", None)
         if errors:
-            result.errors = self._process_errors(errors)  # type: ignore[attr-defined]
+            executed = not isinstance(result, PreExecutionError)
+            processed = self._process_errors(errors)
+            for error in processed:
+                if not (error.extensions and "code" in error.extensions):
+                    with_code(error, request_error_code(error, executed=executed))
+            result.errors = processed  # type: ignore[attr-defined]
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
         context: Any = self.execution_context.context
@@ -57,5 +101,5 @@ class MaskUnexpectedErrors(MaskErrors):
             source=error.source,
             positions=error.positions,
             path=error.path,
-            extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+            extensions={"code": ErrorCode.INTERNAL_SERVER_ERROR, "requestId": request_id},
         )
