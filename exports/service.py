@@ -25,10 +25,12 @@ Exporters only write bytes; this module owns everything around them, without any
   set from what was actually done. A ``meta`` that says ``pseudonymized=True`` without a key
   raises ``MissingPseudonymKeyError`` before anything is written, so the flag cannot lie.
 * **Audit.** With ``audit_log`` set, one JSON line per finished export is appended (time, format,
-  download name, a reference derived from the token, count, size, hash, pseudonymisation, and the
-  selection with user ids, session ids and search text redacted to counts). An export whose audit
-  line cannot be written is removed and reported as failed. The token itself is not logged: it is
-  the download capability.
+  destination ``download`` or ``file``, file name, for downloads a reference derived from the
+  token and the expiry, count, size, hash, pseudonymisation, and the selection with user ids,
+  session ids and search text redacted to counts). Both export paths, the server's
+  (:func:`run_export`) and the command line's (:func:`export_to_path`), write it. An export
+  whose audit line cannot be written is removed and reported as failed. The token itself is not
+  logged: it is the download capability.
 """
 
 from __future__ import annotations
@@ -216,6 +218,122 @@ def _append_audit(audit_log: Path, line: dict[str, Any]) -> None:
         os.close(fd)
 
 
+@dataclass(frozen=True, slots=True)
+class WrittenFile:
+    """An export written to a path the caller chose (the command line's ``--output``)."""
+
+    path: Path
+    format: str
+    mime_type: str
+    size_bytes: int
+    sha256: str
+    record_count: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _Written:
+    """A complete temporary file, not yet in place."""
+
+    temp: Path
+    size: int
+    digest: str
+    count: int
+
+
+class _Export:
+    """What every export path shares: the exporter, pseudonymisation, writing, the audit line."""
+
+    def __init__(self, format: str, meta: ExportMeta, pseudonymize_key: bytes | None) -> None:
+        self.exporter = get_exporter(format)
+        if meta.pseudonymized and pseudonymize_key is None:
+            raise MissingPseudonymKeyError()
+        self.meta = meta
+        self.pseudonymizer = (
+            Pseudonymizer(pseudonymize_key) if pseudonymize_key is not None else None
+        )
+        p = self.pseudonymizer
+        self.file_meta = replace(
+            meta,
+            pseudonymized=p is not None,
+            selection=p.selection(meta.selection) if p else meta.selection,
+        )
+
+    def write(
+        self,
+        records: Iterable[ExecutionRecord],
+        directory: Path,
+        options: ExportOptions,
+        progress: Callable[[int], None] | None,
+        leftovers: list[Path],
+    ) -> _Written:
+        """Write into a new private temporary file in ``directory``, hashing on the way."""
+        written = 0
+        pseudonymizer = self.pseudonymizer
+
+        def stream() -> Iterator[ExecutionRecord]:
+            nonlocal written
+            for record in records:
+                written += 1
+                yield pseudonymizer.record(record) if pseudonymizer else record
+
+        temp = _temp_path(directory)
+        leftovers.append(temp)
+        with _HashingWriter(io.FileIO(temp, "wb")) as out:
+            self.exporter.write(stream(), self.file_meta, out, options=options, progress=progress)
+            out.flush()
+            os.fsync(out.fileno())
+            size = os.fstat(out.fileno()).st_size
+            digest = out.digest.hexdigest()
+        if written != self.meta.record_count:
+            raise ExportFailedError(
+                f"The selection changed during the export: expected {self.meta.record_count} "
+                f"records, got {written}. Please export again.",
+                format=self.exporter.format,
+            )
+        return _Written(temp, size, digest, written)
+
+    def audit(
+        self,
+        audit_log: Path | None,
+        written: _Written,
+        created_at: datetime,
+        audit_selection: Mapping[str, Any] | None,
+        **where: Any,
+    ) -> None:
+        """Append the export's audit line (``where``: destination, file name, reference...)."""
+        if audit_log is None:
+            return
+        selection = self.meta.selection if audit_selection is None else audit_selection
+        _append_audit(
+            audit_log,
+            {
+                "time": created_at.isoformat(),
+                "event": "export",
+                "format": self.exporter.format,
+                "record_count": written.count,
+                "size_bytes": written.size,
+                "sha256": written.digest,
+                "pseudonymized": self.file_meta.pseudonymized,
+                "selection": audit_selection_summary(selection),
+                **where,
+            },
+        )
+
+    def failed(self, exc: BaseException, leftovers: list[Path]) -> BaseException:
+        """Remove what this export created; the error to raise for ``exc`` (itself for export
+        errors and interruptions, else an ``ExportFailedError`` safe to show)."""
+        for path in leftovers:
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+        if isinstance(exc, ExportError) or not isinstance(exc, Exception):
+            return exc
+        return ExportFailedError(
+            f"The {self.exporter.format} export failed ({type(exc).__name__}); no file was kept.",
+            format=self.exporter.format,
+        )
+
+
 def run_export(
     records: Iterable[ExecutionRecord],
     *,
@@ -241,23 +359,8 @@ def run_export(
     touching the disk), ``ValueError`` for a key shorter than 16 bytes, and ``ExportFailedError``
     for anything that goes wrong while writing.
     """
-    exporter = get_exporter(format)
-    if meta.pseudonymized and pseudonymize_key is None:
-        raise MissingPseudonymKeyError()
-    pseudonymizer = Pseudonymizer(pseudonymize_key) if pseudonymize_key is not None else None
-    file_meta = replace(
-        meta,
-        pseudonymized=pseudonymizer is not None,
-        selection=pseudonymizer.selection(meta.selection) if pseudonymizer else meta.selection,
-    )
-    written = 0
-
-    def stream() -> Iterator[ExecutionRecord]:
-        nonlocal written
-        for record in records:
-            written += 1
-            yield pseudonymizer.record(record) if pseudonymizer else record
-
+    export = _Export(format, meta, pseudonymize_key)
+    exporter = export.exporter
     export_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     token = secrets.token_urlsafe(16)
     file_name = f"{token}.{_download_name(meta, exporter.extension)}"
@@ -265,67 +368,99 @@ def run_export(
     sidecar = export_dir / f"{token}{SIDECAR_SUFFIX}"
     leftovers: list[Path] = []
     try:
-        temp = _temp_path(export_dir)
-        leftovers.append(temp)
-        with _HashingWriter(io.FileIO(temp, "wb")) as out:
-            exporter.write(stream(), file_meta, out, options=options, progress=progress)
-            out.flush()
-            os.fsync(out.fileno())
-            size = os.fstat(out.fileno()).st_size
-            digest = out.digest.hexdigest()
-        if written != meta.record_count:
-            raise ExportFailedError(
-                f"The selection changed during the export: expected {meta.record_count} "
-                f"records, got {written}. Please export again.",
-                format=exporter.format,
-            )
+        written = export.write(records, export_dir, options, progress, leftovers)
         leftovers.append(final)
-        os.replace(temp, final)
+        os.replace(written.temp, final)
         created_at = datetime.now(UTC)
         result = ExportResult(
             file_name=file_name,
             path=final,
             format=exporter.format,
             mime_type=exporter.mime_type,
-            size_bytes=size,
-            sha256=digest,
-            record_count=written,
+            size_bytes=written.size,
+            sha256=written.digest,
+            record_count=written.count,
             created_at=created_at,
             expires_at=created_at + ttl,
         )
         leftovers.append(sidecar)
         _write_atomic(export_dir, sidecar, _sidecar(result))
         _fsync_dir(export_dir)
-        if audit_log is not None:
-            _append_audit(
-                audit_log,
-                {
-                    "time": created_at.isoformat(),
-                    "event": "export",
-                    "format": result.format,
-                    "file_name": result.download_name,
-                    "export_ref": hashlib.sha256(token.encode()).hexdigest()[:16],
-                    "record_count": result.record_count,
-                    "size_bytes": result.size_bytes,
-                    "sha256": result.sha256,
-                    "pseudonymized": file_meta.pseudonymized,
-                    "selection": audit_selection_summary(
-                        meta.selection if audit_selection is None else audit_selection
-                    ),
-                    "expires_at": result.expires_at.isoformat(),
-                },
-            )
+        export.audit(
+            audit_log,
+            written,
+            created_at,
+            audit_selection,
+            destination="download",
+            file_name=result.download_name,
+            export_ref=hashlib.sha256(token.encode()).hexdigest()[:16],
+            expires_at=result.expires_at.isoformat(),
+        )
     except BaseException as exc:
-        for path in leftovers:
-            with contextlib.suppress(OSError):
-                path.unlink(missing_ok=True)
-        if isinstance(exc, ExportError) or not isinstance(exc, Exception):
+        error = export.failed(exc, leftovers)
+        if error is exc:
             raise
-        raise ExportFailedError(
-            f"The {exporter.format} export failed ({type(exc).__name__}); no file was kept.",
-            format=exporter.format,
-        ) from exc
+        raise error from exc
     return result
+
+
+def export_to_path(
+    records: Iterable[ExecutionRecord],
+    *,
+    format: str,
+    meta: ExportMeta,
+    output: Path,
+    options: ExportOptions,
+    progress: Callable[[int], None] | None = None,
+    audit_log: Path | None = None,
+    audit_selection: Mapping[str, Any] | None = None,
+    pseudonymize_key: bytes | None = None,
+) -> WrittenFile:
+    """Write ``records`` as ``format`` into ``output`` (the command line's export).
+
+    The same export as :func:`run_export` (pseudonymisation, the count check, the audit line
+    with ``"destination": "file"``), into a file the caller names instead of a download: written
+    under a hidden temporary name beside ``output`` and renamed when complete (mode as the
+    umask allows), so a failed export never leaves a partial file under that name. Raises as
+    :func:`run_export` does.
+    """
+    export = _Export(format, meta, pseudonymize_key)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    leftovers: list[Path] = []
+    try:
+        written = export.write(records, output.parent, options, progress, leftovers)
+        os.chmod(written.temp, 0o666 & ~_umask())
+        os.replace(written.temp, output)
+        leftovers.append(output)
+        created_at = datetime.now(UTC)
+        export.audit(
+            audit_log,
+            written,
+            created_at,
+            audit_selection,
+            destination="file",
+            file_name=output.name,
+        )
+    except BaseException as exc:
+        error = export.failed(exc, leftovers)
+        if error is exc:
+            raise
+        raise error from exc
+    return WrittenFile(
+        path=output,
+        format=export.exporter.format,
+        mime_type=export.exporter.mime_type,
+        size_bytes=written.size,
+        sha256=written.digest,
+        record_count=written.count,
+        created_at=created_at,
+    )
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def _load_sidecar(export_dir: Path, token: str) -> ExportResult | None:

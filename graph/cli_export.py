@@ -1,32 +1,49 @@
 """``execgraph export``: the export mutation's twin on the command line, writing to a file.
 
-Selection, reading and pseudonymisation are the server's (``graph.export_jobs``); the file is
-written under a hidden temporary name beside the target and renamed when complete, so a failed
-or interrupted export never leaves a partial file under the requested name.
+It goes the mutation's way: the selection is planned by ``graph.export_jobs`` (the same checks,
+the same order), the records are read by it, and the file is written, pseudonymised and audited
+by ``exports.service.export_to_path`` with the selection recorded as the mutation records its
+own (``{"filter": {...}, "orderBy": ...}``). The file is written under a hidden temporary name
+beside the target and renamed when complete, so a failed or interrupted export never leaves a
+partial file under the requested name.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
 from exports.base import ExportMeta, ExportOptions
 from exports.errors import ExportError
-from exports.pseudonymize import Pseudonymizer
-from exports.registry import EXPORTERS, get_exporter
+from exports.registry import EXPORTERS
+from exports.service import export_to_path
 from graph import __version__
 from graph.errors import BadUserInput
 from graph.export_jobs import ExportJobs
+from graph.mutation import camel_keys, plain
 from graph.progress import progress_bar
 from graph.settings import Settings
 from storage.index import RecordIndex
 from storage.query import RunFilter, RunOrder
+
+_ORDER = RunOrder.TIMESTAMP_DESC
+
+
+def selection_of(execution_ids: list[str] | None, flt: RunFilter | None) -> dict[str, Any]:
+    """The selection as the mutation records it, in the schema's names."""
+    chosen: dict[str, Any] = {"orderBy": _ORDER.name}
+    if execution_ids is not None:
+        chosen["executionIds"] = execution_ids
+    if flt is not None:
+        given = {k: v for k, v in plain(flt).items() if v not in ((), None)}
+        chosen["filter"] = camel_keys(
+            {k: list(v) if isinstance(v, tuple) else v for k, v in given.items()}
+        )
+    return chosen
 
 
 def export_to_file(
@@ -42,59 +59,39 @@ def export_to_file(
 ) -> int:
     """Export into ``output``; return the number of runs written."""
     format = format.upper()
-    exporter = get_exporter(format)
     with RecordIndex(settings.store, settings.index_path) as index:
         index.sync()
         jobs = ExportJobs(settings, index)
-        selection: dict[str, object] = (
-            {"executionIds": execution_ids} if execution_ids is not None else {"filter": "cli"}
-        )
+        selection = selection_of(execution_ids, flt)
         plan = jobs.plan(
             format=format,
             execution_ids=execution_ids,
             flt=flt,
-            order=RunOrder.TIMESTAMP_DESC,
+            order=_ORDER,
             item_criteria=None,
             pseudonymize=pseudonymize,
             selection=selection,
         )
-        pseudonymizer = Pseudonymizer(settings.pseudonym_key_bytes()) if pseudonymize else None
-        records = (pseudonymizer.record(r) if pseudonymizer else r for r in jobs.records(plan))
         meta = ExportMeta(
             exported_at=datetime.now(UTC),
             execgraph_version=__version__,
             record_count=len(plan.targets),
             pseudonymized=pseudonymize,
-            selection=pseudonymizer.selection(selection) if pseudonymizer else selection,
+            selection=selection,
         )
         if on_start is not None:
             on_start(len(plan.targets))
-        output.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                exporter.write(
-                    records,
-                    meta,
-                    out,
-                    options=ExportOptions(media_dir=settings.media_dir),
-                    progress=on_progress,
-                )
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(temp, 0o666 & ~_umask())
-            os.replace(temp, output)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise
-        return len(plan.targets)
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
+        written = export_to_path(
+            jobs.records(plan),
+            format=format,
+            meta=meta,
+            output=output,
+            options=ExportOptions(media_dir=settings.media_dir),
+            progress=on_progress,
+            audit_log=settings.audit_path,
+            pseudonymize_key=settings.pseudonym_key_bytes() if pseudonymize else None,
+        )
+        return written.record_count
 
 
 @click.command("export")
