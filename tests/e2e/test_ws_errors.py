@@ -117,14 +117,15 @@ def test_a_refused_operation_gets_an_error_message_and_the_connection_goes_on(
         assert message["type"] == "error", message
         assert message["id"] == "bad"
         errors = message["payload"]
-        assert isinstance(errors, list) and errors, message
+        assert isinstance(errors, list), message
+        assert errors, message
         assert [e["extensions"]["code"] for e in errors] == [code] * len(errors)
         assert all(e["message"] for e in errors)
         # The connection is open, its other subscription goes on, the refused id is free again.
         record = record_dict("exec_20251203_100000_0000e001", shape="text")
         write_atomically(store / f"{record['execution_id']}.json", record)
         event = await sub.receive(5)
-        assert event["type"] == "next" and event["id"] == live_id, event
+        assert (event["type"], event["id"]) == ("next", live_id), event
         assert event["payload"]["data"]["executionAdded"]["executionId"] == record["execution_id"]
         await send(sub, "bad", {"query": "{ __typename }"})
         assert (await sub.receive(5))["payload"] == {"data": {"__typename": "Query"}}
@@ -133,7 +134,8 @@ def test_a_refused_operation_gets_an_error_message_and_the_connection_goes_on(
     asyncio.run(scenario())
     lines = [line for line in server_log.text.splitlines() if "refused" in line]
     assert len(lines) == 1, server_log.text
-    assert code in lines[0] and "'bad'" in lines[0]
+    assert code in lines[0]
+    assert "'bad'" in lines[0]
     assert "Traceback" not in server_log.text
 
 
@@ -147,7 +149,7 @@ def test_200_refusals_cost_one_short_log_line_each(live: str, server_log: LogCap
             payload, _ = REFUSALS[kinds[n % len(kinds)]]
             await send(sub, f"op{n}", payload)
             message = await sub.receive(5)
-            assert message["type"] == "error" and message["id"] == f"op{n}", message
+            assert (message["type"], message["id"]) == ("error", f"op{n}"), message
             codes.append(message["payload"][0]["extensions"]["code"])
         await sub.close()
         return codes
