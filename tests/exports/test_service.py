@@ -349,3 +349,127 @@ def test_purge_removes_expired_exports_and_stale_strays_only(tmp_path: Path) -> 
 
 def test_purge_of_a_missing_directory_is_a_no_op(tmp_path: Path) -> None:
     assert purge_expired(tmp_path / "nowhere") == 0
+
+
+def test_export_to_path_writes_the_file_and_its_audit_line(tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    out = tmp_path / "out" / "runs.csv"
+    records = list(mixed(5))
+    selection = {"filter": {"userIds": ["user_1"], "configNames": ["dada"]}, "orderBy": "X"}
+
+    written = service.export_to_path(
+        records,
+        format="CSV",
+        meta=make_meta(5, selection=selection),
+        output=out,
+        options=ExportOptions(),
+        audit_log=audit,
+    )
+
+    assert written.path == out
+    assert written.sha256 == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert [p.name for p in out.parent.iterdir()] == ["runs.csv"]
+    (line,) = audit.read_text("utf-8").splitlines()
+    entry = json.loads(line)
+    assert entry["destination"] == "file"
+    assert entry["file_name"] == "runs.csv"
+    assert entry["record_count"] == 5
+    assert entry["sha256"] == written.sha256
+    assert entry["selection"] == {
+        "filter": {"userIds": {"redacted": True, "count": 1}, "configNames": ["dada"]},
+        "orderBy": "X",
+    }
+
+
+def test_export_to_path_that_fails_leaves_no_file_and_no_audit_line(tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    out = tmp_path / "runs.json"
+
+    with pytest.raises(ExportFailedError) as raised:
+        service.export_to_path(
+            failing_records(3),
+            format="JSON",
+            meta=make_meta(8),
+            output=out,
+            options=ExportOptions(),
+            audit_log=audit,
+        )
+
+    assert "/srv/records" not in str(raised.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- through the front doors: the mutation, the command line, the server's lifespan ------------
+
+
+def test_the_mutation_and_the_cli_audit_the_same_real_selection(
+    populated_store: tuple[Path, list[Any]],
+    make_client: Any,
+    index_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from click.testing import CliRunner
+
+    from graph.cli import main
+    from tests.conftest import data
+
+    audit = tmp_path / "audit.jsonl"
+    store = populated_store[0]
+    client = make_client(store, export_dir=tmp_path / "exports", audit_log=audit)
+    job = data(
+        client,
+        "mutation { exportExecutions(input: {format: CSV, filter: "
+        '{configNames: ["dada"], userIds: ["user_1"]}}) { status recordCount } }',
+    )["exportExecutions"]
+    assert job["status"] == "DONE"
+    monkeypatch.setenv("EXECGRAPH_AUDIT_LOG", str(audit))
+    args = ["export", "--store", str(store), "--index", str(index_path), "--format", "csv"]
+    result = CliRunner().invoke(
+        main, [*args, "-o", str(tmp_path / "runs.csv"), "--config", "dada", "--user", "user_1"]
+    )
+    assert result.exit_code == 0, result.output
+
+    served, cli = (json.loads(line) for line in audit.read_text("utf-8").splitlines())
+    assert (served["destination"], cli["destination"]) == ("download", "file")
+    assert (
+        served["selection"]
+        == cli["selection"]
+        == {
+            "filter": {"configNames": ["dada"], "userIds": {"redacted": True, "count": 1}},
+            "orderBy": "TIMESTAMP_DESC",
+        }
+    )
+    assert served["record_count"] == cli["record_count"] == job["recordCount"] > 0
+
+
+def test_the_server_deletes_expired_exports_at_start_up_and_on_a_timer(
+    populated_store: tuple[Path, list[Any]],
+    make_client: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from graph import export_jobs
+    from tests.conftest import data
+
+    exports = tmp_path / "exports"
+    before = export(exports, ttl=timedelta(seconds=0.2))
+    time.sleep(0.3)
+    monkeypatch.setattr(export_jobs, "PURGE_INTERVAL_S", 0.2)
+    client = make_client(populated_store[0], export_dir=exports, export_ttl_hours=0.4 / 3600)
+    deadline = time.monotonic() + 5
+    while before.path.exists():
+        assert time.monotonic() < deadline, "the expired export was not deleted at start-up"
+        time.sleep(0.02)
+    job = data(
+        client,
+        'mutation { exportExecutions(input: {format: JSON, filter: {configNames: ["dada"]}})'
+        " { id status file { url } } }",
+    )["exportExecutions"]
+    assert job["status"] == "DONE"
+    assert client.get(job["file"]["url"]).status_code == 200
+    deadline = time.monotonic() + 5
+    while [p for p in exports.iterdir() if not p.name.startswith(".")]:
+        assert time.monotonic() < deadline, "the export was not deleted once expired"
+        time.sleep(0.05)
+    assert client.get(job["file"]["url"]).status_code == 404

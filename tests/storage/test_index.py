@@ -513,3 +513,107 @@ def test_the_indexes_of_a_cold_build_are_completed_in_memory_without_temporary_f
         assert conn.execute("PRAGMA temp_store").fetchone()[0] == 2  # memory
     finally:
         conn.close()
+
+
+# -- the change log ------------------------------------------------------------------------------
+
+
+def test_each_added_or_changed_run_is_logged_once_in_sync_order(
+    store: Path, index: RecordIndex
+) -> None:
+    a = write_record(store, record_dict("exec_a"))
+    write_record(store, record_dict("exec_b"))
+    index.sync()
+    a.write_bytes(dump(record_dict("exec_a", config_name="bauhaus")) + b"\n")
+    index.sync_names([a.name])
+    (store / "exec_b.json").unlink()
+    index.sync()
+    assert not index.sync().changed
+    assert index.changes_after(0) == [
+        (1, "added", "exec_a"),
+        (2, "added", "exec_b"),
+        (3, "changed", "exec_a"),
+    ]
+    assert index.last_change() == 3
+    assert index.changes_after(1, limit=1) == [(2, "added", "exec_b")]
+
+
+def test_the_cold_build_logs_nothing_and_later_syncs_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import storage.index as index_module
+
+    store = tmp_path / "store"
+    store.mkdir()
+    for n in range(60):
+        write_record(store, record_dict(f"exec_{n:03d}"))
+    monkeypatch.setattr(index_module, "BULK_THRESHOLD", 50)
+    with RecordIndex(store, tmp_path / "index.sqlite3") as idx:
+        assert idx.sync().added == 60
+        assert idx.last_change() == 0
+        write_record(store, record_dict("exec_new"))
+        idx.sync()
+        assert idx.changes_after(0) == [(1, "added", "exec_new")]
+
+
+def test_the_change_log_is_pruned_to_a_window_and_never_reuses_a_seq(
+    store: Path, index: RecordIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import storage.index as index_module
+
+    monkeypatch.setattr(index_module, "CHANGE_LOG_KEEP", 5)
+    for n in range(12):
+        write_record(store, record_dict(f"exec_{n:03d}"))
+        index.sync()
+    seqs = [seq for seq, _, _ in index.changes_after(0)]
+    assert seqs == list(range(7, 13))  # the newest 5 before the last sync, and its own
+    assert index.last_change() == 12
+
+
+# -- one writer per index file -------------------------------------------------------------------
+
+
+def test_a_second_opener_waits_until_the_creator_has_synced(store: Path, index_path: Path) -> None:
+    import threading
+
+    for n in range(3):
+        write_record(store, record_dict(f"exec_{n}"))
+    creator = RecordIndex(store, index_path).open()  # created the file: holds the lock
+    second = RecordIndex(store, index_path)
+    opened = threading.Event()
+    thread = threading.Thread(target=lambda: (second.open(), opened.set()), daemon=True)
+    thread.start()
+    try:
+        assert not opened.wait(0.5), "opened a file its creator had not synced yet"
+        creator.sync()
+        assert opened.wait(10)
+        assert ids(second) == ["exec_0", "exec_1", "exec_2"]
+        assert not second.sync().changed
+    finally:
+        thread.join(10)
+        second.close()
+        creator.close()
+
+
+def test_a_sync_waits_for_another_writer_and_a_request_sync_skips(
+    store: Path, index: RecordIndex, index_path: Path
+) -> None:
+    import threading
+
+    from filelock import FileLock
+
+    index.sync()
+    path = write_record(store, record_dict("exec_late"))
+    other = FileLock(f"{index_path}.lock")  # another process's writer, as far as flock can tell
+    other.acquire()
+    done = threading.Event()
+    try:
+        assert not index.sync_names([path.name], wait=False).changed
+        thread = threading.Thread(target=lambda: (index.sync(), done.set()), daemon=True)
+        thread.start()
+        assert not done.wait(0.5), "synced while another writer held the lock"
+    finally:
+        other.release()
+    assert done.wait(10)
+    thread.join(10)
+    assert "exec_late" in ids(index)
