@@ -1,0 +1,1 @@
+"""Smoke test of an installed copy (python -m tests.smoke.installed); the README examples."""
