@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import orjson
-from graphql import ASTValidationRule, GraphQLError, MaxIntrospectionDepthRule
+from graphql import ASTValidationRule, GraphQLError, MaxIntrospectionDepthRule, specified_rules
 from graphql.validation import NoSchemaIntrospectionCustomRule, ValidationContext
 from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.types.graphql import OperationType
@@ -103,7 +103,9 @@ def limit_extensions(limits: Limits) -> list[Callable[[], SchemaExtension]]:
     """
     depth = QueryDepthLimiter(max_depth=limits.max_depth).validation_rules
     aliases = MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules
+    # graphql-core's rules, its introspection depth rule replaced by the coded one.
     rules: tuple[type[ASTValidationRule], ...] = (
+        *(rule for rule in specified_rules if rule is not MaxIntrospectionDepthRule),
         *(coded_rule(rule, ErrorCode.QUERY_TOO_DEEP) for rule in depth),
         *(coded_rule(rule, ErrorCode.TOO_MANY_ALIASES) for rule in aliases),
         coded_rule(MaxIntrospectionDepthRule, ErrorCode.QUERY_TOO_DEEP),
@@ -186,7 +188,7 @@ class QueryGuard(MaskUnexpectedErrors):
             principal = principal_of_context(ctx.context)
             if principal is None or not principal.via_token:
                 rules = (*rules, _IntrospectionRefused)
-        ctx.validation_rules = (*ctx.validation_rules, *rules)
+        ctx.validation_rules = rules  # graphql-core's and the limits' (see limit_extensions)
         yield from super().on_operation()
 
     async def on_execute(self) -> AsyncIterator[None]:

@@ -45,12 +45,30 @@ def files_read(client: TestClient) -> int:
     return count
 
 
-def refused(client: TestClient, query: str, variables: dict[str, Any] | None = None) -> str:
-    """POST ``query``, which must be refused with no data; return the first error's message."""
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+
+
+def refused(
+    client: TestClient, query: str, code: str, variables: dict[str, Any] | None = None
+) -> str:
+    """POST ``query``, which must be refused with no data and ``code``; the error's message.
+
+    Asked both ways: as ``application/json`` (200, ``data: null``) and as
+    ``application/graphql-response+json`` (400, no ``data`` entry), with the same error.
+    """
     response = post(client, query, variables)
     assert response.status_code == 200
     body = response.json()
     assert body["data"] is None, body
+    assert codes(body) == [code], body
+    strict = client.post(
+        "/graphql",
+        json={"query": query, "variables": variables or {}},
+        headers={"Accept": GRAPHQL_RESPONSE},
+    )
+    assert strict.status_code == 400, strict.text
+    assert strict.headers["content-type"].startswith(GRAPHQL_RESPONSE)
+    assert strict.json() == {"errors": body["errors"]}
     message: str = body["errors"][0]["message"]
     return message
 
@@ -77,7 +95,7 @@ def test_deepest_allowed_query_runs_and_one_level_more_is_refused_unrun(
     assert "errors" not in body, body
     assert resolver_calls == ["resolve_executions"]
     reads = files_read(client)
-    message = refused(client, chained(deepest + 1))
+    message = refused(client, chained(deepest + 1), "QUERY_TOO_DEEP")
     assert f"exceeds maximum operation depth of {deepest}" in message
     assert resolver_calls == ["resolve_executions"]
     assert files_read(client) == reads
@@ -88,7 +106,7 @@ def test_depth_limit_follows_the_setting(
 ) -> None:
     client = make_client(populated_store[0], max_query_depth=3)
     assert "errors" not in post(client, chained(3)).json()
-    assert "maximum operation depth of 3" in refused(client, chained(4))
+    assert "maximum operation depth of 3" in refused(client, chained(4), "QUERY_TOO_DEEP")
 
 
 def test_fragments_do_not_hide_depth(client: TestClient, resolver_calls: list[str]) -> None:
@@ -104,7 +122,8 @@ def test_fragments_do_not_hide_depth(client: TestClient, resolver_calls: list[st
       ... { execution { ... on Execution { items { execution { ... on Execution {
       items { execution { executionId } } } } } } } } } } } } } }"""
     for query in (named, inline):
-        assert f"maximum operation depth of {too_deep - 1}" in refused(client, query)
+        message = refused(client, query, "QUERY_TOO_DEEP")
+        assert f"maximum operation depth of {too_deep - 1}" in message
     assert resolver_calls == []
 
 
@@ -123,7 +142,8 @@ def test_alias_limit(client: TestClient, resolver_calls: list[str]) -> None:
     assert "errors" not in body
     assert len(body["data"]) == limit
     del resolver_calls[:]
-    assert refused(client, aliased(limit + 1)) == f"{limit + 1} aliases found. Allowed: {limit}"
+    message = refused(client, aliased(limit + 1), "TOO_MANY_ALIASES")
+    assert message == f"{limit + 1} aliases found. Allowed: {limit}"
     assert resolver_calls == []
 
 
@@ -134,7 +154,7 @@ def test_aliases_in_fragments_count_each_time_they_are_spread(
     fields = " ".join(f"c{n}: totalCount" for n in range(half))
     query = f"""{{ x: executions(first: 0) {{ ...F }} executions(first: 0) {{ ...F }} }}
       fragment F on ExecutionConnection {{ {fields} }}"""
-    assert "aliases found" in refused(client, query)
+    assert "aliases found" in refused(client, query, "TOO_MANY_ALIASES")
     assert resolver_calls == []
 
 
@@ -160,7 +180,7 @@ def test_token_limit(client: TestClient, resolver_calls: list[str]) -> None:
     limit = DEFAULTS["max_tokens"]
     assert "errors" not in post(client, with_tokens(limit)).json()
     assert resolver_calls == ["resolve_executions"]
-    message = refused(client, with_tokens(limit + 1))
+    message = refused(client, with_tokens(limit + 1), "TOO_MANY_TOKENS")
     assert f"Document contains more than {limit} tokens" in message
     assert resolver_calls == ["resolve_executions"]
 
@@ -254,7 +274,7 @@ def test_introspection_is_bounded(client: TestClient) -> None:
         "{ __schema { types { fields { type { fields { type { fields { type { fields { name "
         "} } } } } } } } } }"
     )
-    assert "Maximum introspection depth exceeded" in refused(client, nested)
+    assert "Maximum introspection depth exceeded" in refused(client, nested, "QUERY_TOO_DEEP")
 
 
 # -- the HTTP transport ----------------------------------------------------------------------------
@@ -302,7 +322,9 @@ def test_batches_are_refused(client: TestClient, resolver_calls: list[str]) -> N
     batch = [{"query": "{ executions { totalCount } }"}, {"query": "{ items { totalCount } }"}]
     response = client.post("/graphql", json=batch)
     assert response.status_code == 400
-    assert "Batching is not enabled" in response.text
+    assert response.headers["content-type"] == "application/json"
+    assert codes(response.json()) == ["BAD_REQUEST"]
+    assert "Batching is not enabled" in response.json()["errors"][0]["message"]
     assert resolver_calls == []
 
 
@@ -315,9 +337,24 @@ def test_nothing_runs_over_get(
     for query in ("{ executions { totalCount } }", "mutation { syncIndex { scanned } }"):
         response = client.get("/graphql", params={"query": query})
         assert response.status_code == 400
-        assert "not allowed when using GET" in response.text
+        assert codes(response.json()) == ["BAD_REQUEST"]
+        assert "never run over GET" in response.json()["errors"][0]["message"]
     assert resolver_calls == []
     assert syncs == []
+
+
+def test_subscriptions_never_run_over_http(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    subscription = "subscription { executionAdded { executionId } }"
+    for response in (
+        post(client, subscription),
+        client.get("/graphql", params={"query": subscription}),
+    ):
+        assert response.status_code == 400
+        assert codes(response.json()) == ["BAD_REQUEST"]
+        assert "WebSocket" in response.json()["errors"][0]["message"] or "GET" in response.text
+    assert not [record for record in caplog.records if record.exc_info]  # no traceback logged
 
 
 @pytest.mark.parametrize(
@@ -342,6 +379,14 @@ def test_post_must_be_json(
     assert response.status_code == 415
     assert codes(response.json()) == ["UNSUPPORTED_MEDIA_TYPE"]
     assert resolver_calls == []
+    strict = client.post(
+        "/graphql",
+        content=b'{"query": "{ executions { totalCount } }"}',
+        headers={**headers, "Accept": GRAPHQL_RESPONSE},
+    )
+    assert strict.status_code == 415
+    assert strict.headers["content-type"].startswith(GRAPHQL_RESPONSE)
+    assert strict.json() == {"errors": response.json()["errors"]}  # no data entry
 
 
 def test_json_with_a_charset_is_json(client: TestClient) -> None:
