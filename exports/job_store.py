@@ -158,7 +158,7 @@ class JobStore:
 
     def get(self, job_id: str) -> ExportJob | None:
         """The job as last recorded, or ``None``."""
-        if len(job_id) > _MAX_ID_LENGTH:
+        if len(job_id) > _MAX_ID_LENGTH or not job_id.isascii():  # ids are ASCII tokens
             return None
         rows = self._execute(_SELECT, (job_id,))
         return _job(rows[0]) if rows else None

@@ -19,7 +19,6 @@ from storage.query import RunOrder
 
 _MAX_CURSOR: Final = 1024
 _MAX_KEY: Final = 64
-_MAX_NUMBER: Final = 1e300
 _MAX_POSITION: Final = 1 << 31
 
 
@@ -65,12 +64,10 @@ def decode_run_cursor(cursor: str, order: RunOrder, argument: str) -> tuple[str 
     if by_time:
         valid_value = isinstance(value, str) and len(value) <= _MAX_KEY
     else:
-        # SQLite takes 64-bit integers and doubles only: keep sort values in double range.
+        # A duration is a finite double (storage.models.Seconds), as issued: orjson reads
+        # integers beyond 64 bits as doubles, so float() of what it gives cannot overflow.
         valid_value = (
-            isinstance(value, int | float)
-            and not isinstance(value, bool)
-            and math.isfinite(value)
-            and abs(value) <= _MAX_NUMBER
+            isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
         )
     if not valid_value or not _valid_id(execution_id):
         raise BadUserInput(f"'{argument}' is not a valid executions cursor")

@@ -80,7 +80,7 @@ class Mutation:
         )
         plan = jobs.plan(
             format=input.format.name,
-            execution_ids=input.execution_ids,
+            execution_ids=input.checked_execution_ids(),
             flt=flt,
             order=(input.order_by or ExecutionOrder.TIMESTAMP_DESC).run_order,
             item_criteria=item_criteria(input.item_filter),

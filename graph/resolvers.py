@@ -27,7 +27,7 @@ from graph.types.connection import (
 from graph.types.enums import ExecutionOrder
 from graph.types.execution import Execution, ExecutionItem
 from graph.types.inputs import ExecutionFilter, ItemFilter, item_criteria, run_filter
-from graph.types.node import Node, from_global_id
+from graph.types.node import Node, from_global_id, parse_item_local_id
 from graph.types.stats import StorageStats
 from storage.query import (
     Page,
@@ -177,12 +177,14 @@ async def resolve_node(info: Info, global_id: str) -> Node | None:
     if kind == "Execution":
         return resolve_execution(info, local_id)
     if kind == "ExecutionItem":
-        execution_id, _, pos_text = local_id.rpartition(":")
+        parsed = parse_item_local_id(local_id)
+        if parsed is None:
+            return None
+        execution_id, pos = parsed
         execution = resolve_execution(info, execution_id)
-        if execution is None or not pos_text.isdigit():
+        if execution is None:
             return None
         record = execution.record(info)
-        pos = int(pos_text)
         return ExecutionItem.build(execution, record, pos) if pos < len(record.items) else None
     return None
 

@@ -174,7 +174,13 @@ def extract(store: Path, name: str, max_bytes: int, rid: int) -> Extracted | Ref
         record, timestamp = parse_index_record(data)
     except InvalidRecordError as exc:
         return Refused(name, exc.reason)
-    return rows_of(name, record, timestamp, signature, rid)
+    try:
+        return rows_of(name, record, timestamp, signature, rid)
+    except (ValueError, OverflowError, TypeError) as exc:
+        # The models keep every value storable; should one slip past them, it costs its own
+        # file only, never the sync (which would stop the index for the whole store).
+        log.error("%s: valid, but cannot be indexed (%s)", name, exc)
+        return Refused(name, f"cannot be indexed ({type(exc).__name__}: {exc})")
 
 
 def extract_unlisted(

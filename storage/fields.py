@@ -19,6 +19,11 @@ flawed shape the writer produces and on generated damage. The cases that differ,
 * msgspec accepts JSON nested deeper than the models' parser does (:data:`MAX_NESTING`), so a
   file with enough brackets to be that deep is validated by the models instead.
 
+Numbers need no case of their own: msgspec refuses NaN, Infinity and numbers beyond a double
+anywhere (the models refuse them too, or read a metadata value beyond a double as Infinity
+and refuse that), reads an integer into a ``float`` field as the same nearest double, and
+stops at integers of 4,300 digits as pydantic's parser does.
+
 Item timestamps are validated but their values are not used by the index.
 """
 
@@ -55,7 +60,8 @@ class ItemFields(msgspec.Struct, gc=False):
     backend_type: str | msgspec.UnsetType | None = msgspec.UNSET
     #: The older spelling, read only when ``backend_type`` is absent.
     backend_used: str | None = None
-    execution_time: float | int | None = None
+    #: :data:`storage.models.Seconds`: msgspec reads an integer as its nearest double too.
+    execution_time: float | None = None
     metadata: dict[str, Any] | None = None
 
     @property
@@ -78,7 +84,7 @@ class RecordFields(msgspec.Struct, gc=False):
     execution_mode: str | None = None
     safety_level: str | None = None
     used_seed: int | None = None
-    total_execution_time: float | int | None = None
+    total_execution_time: float | None = None
     taxonomy_version: str | None = None
 
 

@@ -11,18 +11,34 @@ files drift over time, so the models accept every shape the writer has produced:
   one stays naive.
 
 What the models do *not* accept is data of the wrong type: a string where a number belongs, a
-boolean for an integer, a number for a timestamp, NaN or Infinity, or a position or stage number
-beyond a 32-bit integer (GraphQL's ``Int``, as the API serves them). Such a file is reported as
-invalid instead of being served with guessed values (files are validated in strict JSON mode by
-``storage.reader``). Storage models never import Strawberry; the graph layer wraps them.
+boolean for a number, a number for a timestamp. The numbers, field by field (one rule each, so
+that every value served is the file's value or its nearest double):
+
+* positions, stages and iterations (``sequence_number``, ``stage``, ``stage_iteration``,
+  ``loop_iteration``): integers of GraphQL's ``Int`` (32-bit signed, as the API serves them);
+  negative ones are served as written, ``1.0`` or ``1e0`` are not integers;
+* times (``total_execution_time``, ``execution_time``): seconds as a finite double, negative
+  included (a clock set back); an integer is read as its nearest double; a number beyond the
+  range of a double (``1e400``, an integer of 400 digits) is refused;
+* ``used_seed``: an integer of any sign and size the JSON parser reads (up to 4,300 digits,
+  Python's limit), served exactly as ``BigInt``;
+* numbers inside ``metadata``: any JSON number, integers exactly; a number beyond the range of
+  a double is refused (it would read as Infinity, which JSON cannot carry).
+
+NaN and Infinity (which Python's ``json`` writes, but JSON has not) are refused everywhere.
+Such a file is reported as invalid, with the field, instead of being served with guessed values
+(files are validated in strict JSON mode by ``storage.reader``). Storage models never import
+Strawberry; the graph layer wraps them.
 """
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Annotated, Any, Final
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     BeforeValidator,
@@ -82,8 +98,34 @@ Timestamp = datetime
 Int32 = Annotated[StrictInt, Field(ge=-(2**31), le=2**31 - 1)]
 
 
+#: A duration in seconds: a finite double (the models set ``allow_inf_nan=False``). Strict, so
+#: an integer is taken (read as its nearest double) but a string or a boolean is not.
+Seconds = StrictFloat
+
+
 def _none_to_empty(value: object) -> object:
     return {} if value is None else value
+
+
+def _finite_numbers(metadata: dict[str, Any]) -> dict[str, Any]:
+    """Refuse a float in free-form metadata that JSON cannot carry (NaN, or Infinity: also
+    what a number beyond a double, ``1e400``, reads as); say where it is."""
+    stack: list[tuple[str, Any]] = [(str(key), value) for key, value in metadata.items()]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"'{where}' is NaN, Infinity or a number beyond a double")
+        if isinstance(value, dict):
+            stack.extend((f"{where}.{key}", inner) for key, inner in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{where}[{n}]", inner) for n, inner in enumerate(value))
+    return metadata
+
+
+#: Free-form metadata: any JSON object (null read as empty), finite numbers only.
+Metadata = Annotated[
+    dict[str, Any], BeforeValidator(_none_to_empty), AfterValidator(_finite_numbers)
+]
 
 
 class ExecutionItem(BaseModel):
@@ -107,10 +149,8 @@ class ExecutionItem(BaseModel):
     backend_type: StrictStr | None = Field(
         default=None, validation_alias=AliasChoices("backend_type", "backend_used")
     )
-    execution_time: StrictFloat | StrictInt | None = None
-    metadata: Annotated[dict[str, Any], BeforeValidator(_none_to_empty)] = Field(
-        default_factory=dict
-    )
+    execution_time: Seconds | None = None
+    metadata: Metadata = Field(default_factory=dict)
 
     @property
     def is_known_item_type(self) -> bool:
@@ -150,7 +190,7 @@ class ExecutionRecord(BaseModel):
     execution_mode: StrictStr | None = None
     safety_level: StrictStr | None = None
     used_seed: StrictInt | None = None
-    total_execution_time: StrictFloat | StrictInt | None = None
+    total_execution_time: Seconds | None = None
     taxonomy_version: StrictStr | None = None
     items: list[ExecutionItem]
 

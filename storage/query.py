@@ -36,6 +36,18 @@ class QueryError(ValueError):
     """A query argument the index cannot answer; the message is meant for the client."""
 
 
+def is_text(value: str) -> bool:
+    """Whether ``value`` is valid Unicode, as everything the index holds is (SQLite stores
+    UTF-8, which a lone surrogate such as JSON's ``"\\ud800"`` has no spelling in)."""
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class RunOrder(Enum):
     """Orders of runs. Ties are broken by execution id in the same direction."""
 
@@ -348,6 +360,7 @@ def count_runs(conn: sqlite3.Connection, flt: RunFilter | None) -> int:
 
 def get_runs(conn: sqlite3.Connection, execution_ids: Sequence[str]) -> dict[str, RunRow]:
     """Summaries of the given runs (absent ids are left out)."""
+    execution_ids = [eid for eid in execution_ids if is_text(eid)]  # others are absent
     found: dict[str, RunRow] = {}
     for start in range(0, len(execution_ids), 500):
         chunk = list(execution_ids[start : start + 500])
@@ -365,6 +378,7 @@ def matching_runs(
     conn: sqlite3.Connection, execution_ids: Sequence[str], flt: RunFilter | None
 ) -> list[RunRow]:
     """The runs among ``execution_ids`` that match ``flt``, in the order of the ids."""
+    execution_ids = [eid for eid in execution_ids if is_text(eid)]  # others are absent
     where, params = run_conditions(flt)
     found: dict[str, RunRow] = {}
     for start in range(0, len(execution_ids), 500):

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
+import math
 import os
 import stat
 from collections.abc import Iterator
@@ -252,6 +254,9 @@ def _diagnose(data: bytes, exc: ValidationError) -> str:
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError as json_exc:
+        reason = _number_reason(data, json_exc, exc)
+        if reason is not None:
+            return reason
         if (b"NaN" in data or b"Infinity" in data) and "unexpected character" in json_exc.msg:
             return "not valid JSON: contains NaN or Infinity"
         return _json_reason(json_exc)
@@ -261,6 +266,55 @@ def _diagnose(data: bytes, exc: ValidationError) -> str:
     if errors and errors[0]["type"] == "json_invalid":
         return f"nested deeper than {MAX_NESTING} levels"
     return _validation_reason(exc)
+
+
+def _number_reason(
+    data: bytes, json_exc: orjson.JSONDecodeError, exc: ValidationError
+) -> str | None:
+    """The reason, naming the field, for a file orjson refuses for a number: NaN or Infinity
+    (which Python's json writes) or a number beyond a double (valid JSON, beyond orjson).
+    None when the file is not JSON for another reason, or the fields do not say."""
+    message = json_exc.msg
+    nan = (b"NaN" in data or b"Infinity" in data) and (
+        "unexpected character" in message or "after sign" in message  # -Infinity
+    )
+    if not nan and "number" not in message:
+        return None
+    obj = _lenient_json(data)
+    if not isinstance(obj, dict):
+        return None
+    errors = exc.errors(include_url=False)
+    if errors and errors[0]["type"] == "json_invalid":
+        # An integer longer than the validator reads (4,300 digits), read as Infinity by
+        # _lenient_json: validated again, the fields say where it is.
+        try:
+            ExecutionRecord.model_validate_json(json.dumps(obj), strict=True)
+        except ValidationError as field_exc:
+            exc = field_exc
+        else:
+            return None
+        errors = exc.errors(include_url=False)
+        if errors and errors[0]["type"] == "json_invalid":
+            return None
+    prefix = "not valid JSON: contains NaN or Infinity; " if nan else ""
+    return prefix + _validation_reason(exc)
+
+
+def _lenient_json(data: bytes) -> object:
+    """``data`` parsed by Python's :mod:`json` (which takes NaN, Infinity and numbers beyond a
+    double; integers beyond 4,300 digits are read as Infinity), or None when even that
+    refuses it."""
+    try:
+        return json.loads(data, parse_int=_int_or_infinity)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _int_or_infinity(text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:  # more digits than Python converts
+        return math.inf
 
 
 def _json_reason(exc: orjson.JSONDecodeError) -> str:

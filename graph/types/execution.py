@@ -15,7 +15,7 @@ import strawberry
 from graph.context import Info
 from graph.types.enums import ItemType, MediaType, item_type_of, media_type_of
 from graph.types.inputs import ItemFilter, item_criteria
-from graph.types.node import Node, to_global_id
+from graph.types.node import Node, item_local_id, to_global_id
 from graph.types.scalars import JSON, BigInt
 from storage.models import ExecutionRecord
 from storage.query import RunRow
@@ -141,7 +141,7 @@ class ExecutionItem(Node):
     pos: strawberry.Private[int]
 
     def global_id(self) -> strawberry.ID:
-        return to_global_id("ExecutionItem", f"{self.execution.execution_id}:{self.pos}")
+        return to_global_id("ExecutionItem", item_local_id(self.execution.execution_id, self.pos))
 
     @classmethod
     def build(cls, execution: Execution, record: ExecutionRecord, pos: int) -> ExecutionItem:
@@ -163,7 +163,7 @@ class ExecutionItem(Node):
             config_used=item.config_used,
             model_used=item.model_used,
             backend_type=item.backend_type,
-            execution_time=None if item.execution_time is None else float(item.execution_time),
+            execution_time=item.execution_time,
             metadata=JSON(item.metadata),
             execution=execution,
         )

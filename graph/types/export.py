@@ -10,7 +10,7 @@ import strawberry
 from graph.context import Info
 from graph.export_jobs import ExportJob as JobState
 from graph.types.enums import ExecutionOrder
-from graph.types.inputs import ExecutionFilter, ItemFilter
+from graph.types.inputs import ExecutionFilter, ItemFilter, check_text
 
 
 @strawberry.enum(description="File formats of an export.")
@@ -59,6 +59,13 @@ class ExportInput:
         description="Replace userId and sessionId everywhere in the file by a keyed hash "
         "(stable across exports under the server's key).",
     )
+
+    def checked_execution_ids(self) -> list[str] | None:
+        """``execution_ids``, each valid text (else BAD_USER_INPUT, before it is echoed in an
+        error or an audit line)."""
+        for execution_id in self.execution_ids or ():
+            check_text("executionIds", execution_id)
+        return self.execution_ids
 
 
 @strawberry.type(description="A finished export file.")

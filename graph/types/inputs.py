@@ -14,7 +14,7 @@ import strawberry
 
 from graph.errors import BadUserInput
 from graph.types.enums import ItemType, MediaType, disk_item_type, disk_media_type
-from storage.query import ItemCriteria, QueryError, RunFilter, fts_query
+from storage.query import ItemCriteria, QueryError, RunFilter, fts_query, is_text
 
 MAX_LIST: Final = 1000
 MAX_TEXT: Final = 1000
@@ -27,7 +27,17 @@ def _values(field: str, values: Sequence[T] | None) -> tuple[T, ...]:
         return ()
     if len(values) > MAX_LIST:
         raise BadUserInput(f"'{field}' may list at most {MAX_LIST} values ({len(values)} given)")
+    for value in values:
+        if isinstance(value, str):
+            check_text(field, value)
     return tuple(dict.fromkeys(values))
+
+
+def check_text(field: str, value: str) -> None:
+    """Refuse a string argument the index cannot hold (nor a response carry) with
+    BAD_USER_INPUT: one with a lone surrogate, which JSON's ``\\ud800`` escapes can spell."""
+    if not is_text(value):
+        raise BadUserInput(f"'{field}' is not valid Unicode text (it holds a lone surrogate)")
 
 
 def _text(field: str, value: str | None) -> str | None:
@@ -35,6 +45,7 @@ def _text(field: str, value: str | None) -> str | None:
         return None
     if len(value) > MAX_TEXT:
         raise BadUserInput(f"'{field}' may be at most {MAX_TEXT} characters long")
+    check_text(field, value)
     try:
         fts_query(value)
     except QueryError as exc:

@@ -10,6 +10,7 @@ on timestamps of every spelling, and on the cases where the two parsers are know
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, get_args
@@ -109,8 +110,8 @@ HUGE = "__HUGE__"  # written as 1e400: beyond a double
 @pytest.mark.parametrize(
     ("level", "key", "value"),
     [
-        ("item", "metadata", {"huge": HUGE}),  # msgspec refuses; the models take inf
-        ("item", "execution_time", 2**70),
+        ("item", "metadata", {"big": 2**70}),  # msgspec takes it too; kept exact
+        ("item", "execution_time", 2**70),  # read as its nearest double by both
         ("record", "used_seed", 2**70),
         ("record", "timestamp", "2025-11-03T14:30"),  # no seconds
         ("item", "timestamp", "2025-11-03T14:30"),
@@ -135,6 +136,90 @@ def test_positions_and_stages_must_fit_a_graphql_int(key: str, value: int) -> No
     record["items"][1][key] = value
     answer = assert_same_answer(dump(record))
     assert answer == ("ok" if -(2**31) <= value < 2**31 else "refused")
+
+
+#: Numbers as a file may spell them, the value the models read (None: refused).
+NUMBERS: list[tuple[str, float | int | None, float | int | None]] = [
+    # (JSON token, as a time, as an integer field)
+    ("0", 0.0, 0),
+    ("-0", 0.0, 0),
+    ("-0.0", -0.0, None),
+    ("7", 7.0, 7),
+    ("-3", -3.0, -3),
+    ("1.5", 1.5, None),
+    ("1.0", 1.0, None),
+    ("1e0", 1.0, None),
+    ("1.5E2", 150.0, None),
+    ("1e-400", 0.0, None),
+    ("1e308", 1e308, None),
+    ("-1.7976931348623157e308", -1.7976931348623157e308, None),
+    ("1e400", None, None),
+    ("-1e400", None, None),
+    (str(2**53 + 1), float(2**53 + 1), 2**53 + 1),
+    (str(2**70), float(2**70), 2**70),
+    ("1" + "0" * 400, None, 10**400),
+    ("-" + "9" * 4300, None, -(10**4300 - 1)),
+    ("1" + "0" * 4300, None, None),  # beyond Python's (and both parsers') 4,300 digits
+    ("NaN", None, None),
+    ("Infinity", None, None),
+    ("-Infinity", None, None),
+    ("true", None, None),
+    ("false", None, None),
+    ('"1"', None, None),
+]
+NUMERIC_FIELDS = [
+    ("record", "total_execution_time", "time"),
+    ("record", "used_seed", "int"),
+    ("item", "execution_time", "time"),
+    ("item", "sequence_number", "int32"),
+    ("item", "stage", "int32"),
+    ("item", "stage_iteration", "int32"),
+    ("item", "loop_iteration", "int32"),
+    ("item", "metadata", "metadata"),
+]
+
+
+def _expected(kind: str, as_time: float | None, as_int: int | None, token: str) -> Any:
+    if kind == "time":
+        return as_time
+    if kind == "int32":
+        return as_int if as_int is not None and -(2**31) <= as_int < 2**31 else None
+    if kind == "int":
+        return as_int
+    # metadata: any JSON value but NaN, Infinity and numbers beyond a double (or 4,300 digits)
+    return None if as_time is None and as_int is None and token[0] not in 'tf"' else token
+
+
+@pytest.mark.parametrize(("level", "key", "kind"), NUMERIC_FIELDS)
+@pytest.mark.parametrize(("token", "as_time", "as_int"), NUMBERS)
+def test_every_numeric_field_is_read_exactly_or_refused_naming_it(
+    level: str, key: str, kind: str, token: str, as_time: Any, as_int: Any
+) -> None:
+    """One rule per field (see storage.models), the same in both validations: a value the
+    API can serve as written (or as its nearest double, for times), else a reason with the
+    field's name."""
+    record = record_dict(shape="text")
+    target = record if level == "record" else record["items"][1]
+    target[key] = {"n": [HUGE]} if kind == "metadata" else HUGE
+    data = json.dumps(record).replace(f'"{HUGE}"', token).encode()
+    answer = assert_same_answer(data)
+    expected = _expected(kind, as_time, as_int, token)
+    model = _outcome(parse_record, data)[1]
+    where = key if level == "record" else f"items[1].{key}"
+    if expected is None:
+        assert answer == "refused"
+        assert f"'{where}'" in model, model
+        return
+    assert answer == "ok", model
+    value = getattr(model if level == "record" else model.items[1], key)
+    if kind == "metadata":
+        assert value == {"n": [json.loads(token)]}
+        assert type(value["n"][0]) is type(json.loads(token))
+    else:
+        assert value == expected
+        assert type(value) is type(expected)
+        if isinstance(expected, float):
+            assert math.copysign(1, value) == math.copysign(1, expected)
 
 
 def test_item_timestamps_beyond_the_microsecond_are_accepted_alike() -> None:
