@@ -14,6 +14,7 @@ from typing import Any
 
 import uvicorn
 import websockets
+from websockets.typing import Subprotocol
 
 from graph.app import create_app
 from graph.settings import Settings
@@ -87,7 +88,7 @@ class Subscriber:
 
     @classmethod
     async def connect(cls, url: str, **kwargs: Any) -> Subscriber:
-        ws = await websockets.connect(url, subprotocols=["graphql-transport-ws"], **kwargs)
+        ws = await websockets.connect(url, subprotocols=[Subprotocol("graphql-transport-ws")], **kwargs)
         await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
         ack = text_message(await asyncio.wait_for(ws.recv(), 5))
         assert ack["type"] == "connection_ack", ack
