@@ -88,7 +88,9 @@ class Subscriber:
 
     @classmethod
     async def connect(cls, url: str, **kwargs: Any) -> Subscriber:
-        ws = await websockets.connect(url, subprotocols=[Subprotocol("graphql-transport-ws")], **kwargs)
+        ws = await websockets.connect(
+            url, subprotocols=[Subprotocol("graphql-transport-ws")], **kwargs
+        )
         await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
         ack = text_message(await asyncio.wait_for(ws.recv(), 5))
         assert ack["type"] == "connection_ack", ack
