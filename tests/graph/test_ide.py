@@ -14,7 +14,7 @@ import base64
 import hashlib
 import json
 import re
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from html.parser import HTMLParser
 from importlib.resources import files
 from pathlib import Path
@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import strawberry
 from starlette.applications import Starlette
+from starlette.datastructures import URL
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -35,6 +36,7 @@ from graph.ide import (
     SCRIPTS,
     STYLESHEETS,
     graphiql_assets_app,
+    graphiql_headers,
     graphiql_html,
 )
 
@@ -329,3 +331,45 @@ def test_assets_and_licences_ship_inside_the_package() -> None:
         assert "MIT License" in licence
         assert "Permission is hereby granted, free of charge" in licence
     assert files("graph").joinpath("static", "graphiql", "page.html").is_file()
+
+
+def directives(policy: str) -> dict[str, list[str]]:
+    parsed: dict[str, list[str]] = {}
+    for directive in policy.split(";"):
+        name, *sources = directive.split()
+        assert name not in parsed, f"{name} given twice"
+        parsed[name] = sources
+    return parsed
+
+
+def test_execgraph_serves_the_page_with_a_strict_policy(
+    store: Path, make_client: Callable[..., TestClient]
+) -> None:
+    response = make_client(store).get("/graphql", headers={"Accept": "text/html"})
+    assert response.status_code == 200
+    policy = directives(response.headers["content-security-policy"])
+    assert policy["default-src"] == ["'none'"]
+    assert policy["script-src"] == ["'self'"]
+    assert policy["style-src"] == ["'self'"]
+    assert policy["connect-src"] == ["'self'", "ws://testserver"]
+    assert policy["frame-ancestors"] == ["'none'"]
+    assert policy["base-uri"] == ["'none'"]
+    everything = [source for sources in policy.values() for source in sources]
+    assert not [s for s in everything if "unsafe" in s or s == "*" or s.startswith("http")]
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_websocket_source_follows_the_scheme_and_refuses_odd_hosts() -> None:
+    connect = directives(
+        graphiql_headers(URL("https://example.org:8443/graphql"))["Content-Security-Policy"]
+    )["connect-src"]
+    assert connect == ["'self'", "wss://example.org:8443"]
+    assert directives(
+        graphiql_headers(URL("http://[::1]:8000/graphql"))["Content-Security-Policy"]
+    )["connect-src"] == ["'self'", "ws://[::1]:8000"]
+    for host in ("a;script-src", "a b", "a'b"):
+        policy = graphiql_headers(URL(f"http://{host}/graphql"))["Content-Security-Policy"]
+        assert directives(policy)["connect-src"] == ["'self'"], host
+        assert directives(policy)["script-src"] == ["'self'"], host
