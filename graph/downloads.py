@@ -15,13 +15,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, Response
 
 from exports.registry import xsd_path
 from exports.service import resolve_export
 from graph.auth import Role
 from graph.context import AppState
-from graph.middleware import forbidden, unauthenticated
+from graph.middleware import error_response, forbidden, unauthenticated
 from graph.permissions import principal_of
 
 
@@ -37,10 +37,7 @@ def download_export(state: AppState) -> Callable[[Request], Awaitable[Response]]
         token = request.path_params["token"]
         result = resolve_export(state.settings.export_path, token)
         if result is None:
-            return JSONResponse(
-                {"error": "no such export (the link is wrong or the export expired)"},
-                status_code=404,
-            )
+            return error_response(404, "no such export (the link is wrong or the export expired)")
         return FileResponse(
             result.path,
             media_type=result.mime_type,

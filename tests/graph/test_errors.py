@@ -127,9 +127,33 @@ def test_unexpected_errors_are_masked_and_logged(
     assert "secret detail" in str(logged[0].exc_info)
 
 
-def test_syntax_and_validation_errors_reach_the_client(client: TestClient) -> None:
-    assert "Syntax Error" in error_of(client, "{ executions(")["message"]
-    assert "Cannot query field" in error_of(client, "{ nope }")["message"]
+def test_syntax_and_validation_errors_reach_the_client_with_their_code(client: TestClient) -> None:
+    syntax = error_of(client, "{ executions(")
+    assert "Syntax Error" in syntax["message"]
+    assert syntax["extensions"] == {"code": "GRAPHQL_PARSE_FAILED"}
+    invalid = error_of(client, "{ nope }")
+    assert "Cannot query field" in invalid["message"]
+    assert invalid["extensions"] == {"code": "GRAPHQL_VALIDATION_FAILED"}
+    variable = error_of(
+        client, "query($n: Int) { executions(first: $n) { totalCount } }", {"n": "x"}
+    )
+    assert "Int cannot represent" in variable["message"]
+    assert variable["extensions"] == {"code": "BAD_USER_INPUT"}
+
+
+def test_uncoded_errors_at_a_field_are_internal_server_errors(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A GraphQLError raised without a code (graphql-core's own, say) still gets one."""
+    from graphql import GraphQLError
+
+    def uncoded(*args: Any, **kwargs: Any) -> Any:
+        raise GraphQLError("plain message")
+
+    monkeypatch.setattr("graph.resolvers.count_runs", uncoded)
+    error = error_of(client, "{ executions(first: 1) { totalCount } }")
+    assert error["message"] == "plain message"
+    assert error["extensions"] == {"code": "INTERNAL_SERVER_ERROR"}
 
 
 @pytest.mark.parametrize(

@@ -300,3 +300,9 @@ def test_the_readme_lists_every_error_code() -> None:
     paragraph = text[text.index("**Error codes**") :].split("\n\n", 1)[0]
     listed = set(re.findall(r"`([A-Z_]+)`", paragraph))
     assert listed == {code.value for code in ErrorCode}
+
+
+def test_an_unknown_export_link_is_a_graphql_shaped_404(client: TestClient) -> None:
+    response = client.get("/exports/" + "A" * 43)
+    assert_graphql_shaped(response, 404, "NOT_FOUND", strict=False)
+    assert "no such export" in response.json()["errors"][0]["message"]
