@@ -8,6 +8,7 @@ routing, our middleware. With ``Accept: application/graphql-response+json`` requ
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from graph import resolvers
 from graph.app import ExecgraphGraphQL
 from graph.errors import ErrorCode
 from graph.middleware import request_error_status, response_media_type
@@ -306,3 +308,30 @@ def test_an_unknown_export_link_is_a_graphql_shaped_404(client: TestClient) -> N
     response = client.get("/exports/" + "A" * 43)
     assert_graphql_shaped(response, 404, "NOT_FOUND", strict=False)
     assert "no such export" in response.json()["errors"][0]["message"]
+
+
+def test_refusals_of_the_server_s_own_rules_have_their_status(
+    populated_store: tuple[Path, Any],
+    make_client: Callable[..., TestClient],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Over budget: 400; stopped by the time limit: 504; introspection in production: 403."""
+    client = make_client(populated_store[0], request_timeout_s=0.3, production=True)
+    strict = {"Accept": GRAPHQL_RESPONSE}
+    nested = "edges { node { items { execution { items { content } } } } }"
+    costly = f"{{ executions(first: 500) {{ {nested} }} }}"
+    response = client.post("/graphql", json={"query": costly}, headers=strict)
+    assert_graphql_shaped(response, 400, "QUERY_TOO_COMPLEX", strict=True)
+    response = client.post(
+        "/graphql", json={"query": "{ __schema { types { name } } }"}, headers=strict
+    )
+    assert_graphql_shaped(response, 403, "FORBIDDEN", strict=True)
+
+    async def stuck(*args: Any) -> Any:
+        await asyncio.sleep(30)
+
+    monkeypatch.setattr(resolvers, "resolve_items", stuck)
+    response = client.post("/graphql", json={"query": "{ items { totalCount } }"}, headers=strict)
+    assert_graphql_shaped(response, 504, "TIMEOUT", strict=True)
+    legacy = client.post("/graphql", json={"query": "{ items { totalCount } }"})
+    assert_graphql_shaped(legacy, 200, "TIMEOUT", strict=False)
