@@ -331,9 +331,7 @@ def download(base: str, url: str, *, expected: str | None = None) -> str:
 
 def run_query_example(base: str, example: Example) -> str:
     payload = post_graphql(base, example.document)
-    problems = answer_problems(payload)
-    if problems:
-        raise SmokeError("; ".join(problems))
+    require_data(payload)
     downloads = [download(base, url) for url in file_urls(payload["data"])]
     return ", ".join(["data", *(f"downloaded {d}" for d in downloads)])
 
@@ -357,32 +355,43 @@ def write_new_run(store: Path) -> str:
     return execution_id
 
 
-def run_subscription_example(base: str, store: Path, example: Example) -> str:
-    from websockets.sync.client import connect
+def receive(ws: Any) -> dict[str, Any]:
+    """The next graphql-transport-ws message, which must come in a text frame."""
+    frame = ws.recv(timeout=EVENT_TIMEOUT_S)
+    if not isinstance(frame, str):
+        raise SmokeError(f"a binary frame: {frame[:200]!r} (graphql-transport-ws uses text)")
+    message: dict[str, Any] = json.loads(frame)
+    return message
 
-    def receive(ws: Any) -> dict[str, Any]:
-        frame = ws.recv(timeout=EVENT_TIMEOUT_S)
-        if not isinstance(frame, str):
-            raise SmokeError(f"a binary frame: {frame[:200]!r} (graphql-transport-ws uses text)")
-        message: dict[str, Any] = json.loads(frame)
-        return message
+
+@contextmanager
+def subscribed(base: str, document: str) -> Iterator[Any]:
+    """A graphql-transport-ws connection, acknowledged, with ``document`` subscribed as id 1."""
+    from websockets.sync.client import connect
 
     url = base.replace("http://", "ws://", 1) + "/graphql"
     with connect(url, subprotocols=["graphql-transport-ws"], open_timeout=10) as ws:
         ws.send(json.dumps({"type": "connection_init", "payload": {}}))
         if (ack := receive(ws)).get("type") != "connection_ack":
             raise SmokeError(f"expected connection_ack, got {ack}")
-        ws.send(
-            json.dumps({"id": "1", "type": "subscribe", "payload": {"query": example.document}})
-        )
+        ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": document}}))
         time.sleep(0.5)  # the protocol acknowledges no subscribe: let the server start it
+        yield ws
+
+
+def require_data(payload: Any) -> None:
+    problems = answer_problems(payload)
+    if problems:
+        raise SmokeError("; ".join(problems))
+
+
+def run_subscription_example(base: str, store: Path, example: Example) -> str:
+    with subscribed(base, example.document) as ws:
         execution_id = write_new_run(store)
         message = receive(ws)
         if message.get("type") != "next":
             raise SmokeError(f"expected a next message, got {message}")
-        problems = answer_problems(message.get("payload"))
-        if problems:
-            raise SmokeError("; ".join(problems))
+        require_data(message.get("payload"))
         [event] = message["payload"]["data"].values()
         if event.get("executionId") != execution_id:
             raise SmokeError(f"announced {event}, not the run written ({execution_id})")
@@ -421,9 +430,7 @@ def check_packaged_files(server: Server, results: Results) -> None:
             " { status error file { url } } }",
             {"ids": [edge["node"]["executionId"]]},
         )
-        problems = answer_problems(payload)
-        if problems:
-            raise SmokeError("; ".join(problems))
+        require_data(payload)
         [url] = file_urls(payload["data"])
         return download(server.base, url, expected="application/pdf")
 
@@ -434,15 +441,8 @@ def stop(server: Server) -> str:
     """SIGTERM, as a service manager stops it: an open subscription gets a close frame (a graceful
     shutdown, not a killed process), the process exits, and its log holds no traceback."""
     from websockets.exceptions import ConnectionClosed
-    from websockets.sync.client import connect
 
-    url = server.base.replace("http://", "ws://", 1) + "/graphql"
-    with connect(url, subprotocols=["graphql-transport-ws"], open_timeout=10) as ws:
-        ws.send(json.dumps({"type": "connection_init", "payload": {}}))
-        ws.recv(timeout=EVENT_TIMEOUT_S)
-        document = "subscription { executionAdded { executionId } }"
-        ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": document}}))
-        time.sleep(0.3)
+    with subscribed(server.base, "subscription { executionAdded { executionId } }") as ws:
         server.process.send_signal(signal.SIGTERM)
         try:
             for _ in range(10):
