@@ -116,11 +116,16 @@ def result_pane(page: Any) -> Any:
     return page.locator(".graphiql-response")
 
 
-def wait_until(condition: Any, what: str, log: PageLog, seconds: float = 20) -> None:
+def wait_until(page: Any, condition: Any, what: str, log: PageLog, seconds: float = 20) -> None:
+    """Wait for ``condition``, letting the page run meanwhile.
+
+    Playwright's sync API hands over events (WebSocket frames, console lines) only while one of
+    its calls is in progress, so the wait goes through the page, never through ``time.sleep``.
+    """
     deadline = time.monotonic() + seconds
     while not condition():
         assert time.monotonic() < deadline, f"{what} did not happen within {seconds} s\n{log}"
-        time.sleep(0.05)
+        page.wait_for_timeout(50)
 
 
 def test_graphiql_runs_a_query_and_a_live_subscription(
@@ -141,16 +146,18 @@ def test_graphiql_runs_a_query_and_a_live_subscription(
         # A subscription, over the page's WebSocket (graphql-transport-ws).
         type_and_run(page, SUBSCRIPTION)
         wait_until(
+            page,
             lambda: any(m.get("type") == "subscribe" for m in log.sent),
             "GraphiQL subscribing",
             log,
         )
         wait_until(
+            page,
             lambda: any(m.get("type") == "connection_ack" for m in log.received),
             "the server acknowledging the connection",
             log,
         )
-        time.sleep(0.5)  # the server registers the subscription
+        page.wait_for_timeout(500)  # the server registers the subscription
         write_atomically(store / f"{new['execution_id']}.json", new)
         pane = result_pane(page)
         sync_api.expect(pane).to_contain_text(new["execution_id"], timeout=TIMEOUT_MS)
