@@ -153,7 +153,13 @@ class JobStore:
             "UPDATE jobs SET status = coalesce(?, status), written = coalesce(?, written), "
             "error = coalesce(?, error), result = coalesce(?, result), version = version + 1 "
             "WHERE id = ?",
-            (status, written, error, None if result is None else _dump(result), job_id),
+            (
+                status,
+                written,
+                error,
+                None if result is None else json.dumps(result.describe()),
+                job_id,
+            ),
         )
 
     def get(self, job_id: str) -> ExportJob | None:
@@ -161,7 +167,7 @@ class JobStore:
         if len(job_id) > _MAX_ID_LENGTH or not job_id.isascii():  # ids are ASCII tokens
             return None
         rows = self._execute(_SELECT, (job_id,))
-        return _job(rows[0]) if rows else None
+        return _job(rows[0], self.path.parent) if rows else None
 
     def purge(self, created_before: datetime) -> int:
         """Forget jobs created before ``created_before``, and fail the unfinished jobs of
@@ -193,38 +199,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _dump(result: ExportResult) -> str:
-    return json.dumps(
-        {
-            "file_name": result.file_name,
-            "path": str(result.path),
-            "format": result.format,
-            "mime_type": result.mime_type,
-            "size_bytes": result.size_bytes,
-            "sha256": result.sha256,
-            "record_count": result.record_count,
-            "created_at": result.created_at.isoformat(),
-            "expires_at": result.expires_at.isoformat(),
-        }
-    )
-
-
-def _load(text: str) -> ExportResult:
-    data = json.loads(text)
-    return ExportResult(
-        file_name=data["file_name"],
-        path=Path(data["path"]),
-        format=data["format"],
-        mime_type=data["mime_type"],
-        size_bytes=int(data["size_bytes"]),
-        sha256=data["sha256"],
-        record_count=int(data["record_count"]),
-        created_at=datetime.fromisoformat(data["created_at"]),
-        expires_at=datetime.fromisoformat(data["expires_at"]),
-    )
-
-
-def _job(row: tuple[Any, ...]) -> ExportJob:
+def _job(row: tuple[Any, ...], export_dir: Path) -> ExportJob:
     job_id, fmt, count, created, status, written, error, result, version = row
     created_at = datetime.fromisoformat(created)
     return ExportJob(
@@ -235,6 +210,6 @@ def _job(row: tuple[Any, ...]) -> ExportJob:
         status=status,
         written=int(written),
         error=error,
-        result=None if result is None else _load(result),
+        result=None if result is None else ExportResult.described(json.loads(result), export_dir),
         version=int(version),
     )

@@ -121,6 +121,43 @@ class ExportResult:
         """The readable part, for ``Content-Disposition`` (``execgraph-2026-11-24-143000.csv``)."""
         return self.file_name.partition(".")[2]
 
+    def describe(self) -> dict[str, Any]:
+        """What is kept of the export beside it (its sidecar file, the job store): plain JSON.
+
+        The path is not kept: the file lives in the export folder it is read back from.
+        """
+        return {
+            "file_name": self.file_name,
+            "format": self.format,
+            "mime_type": self.mime_type,
+            "size_bytes": self.size_bytes,
+            "sha256": self.sha256,
+            "record_count": self.record_count,
+            "created_at": self.created_at.isoformat(),
+            "expires_at": self.expires_at.isoformat(),
+        }
+
+    @classmethod
+    def described(cls, data: Mapping[str, Any], export_dir: Path) -> ExportResult:
+        """The export :meth:`describe` gave ``data`` of, in ``export_dir``.
+
+        Raises KeyError, TypeError or ValueError for data that is not such a description.
+        """
+        file_name = data["file_name"]
+        if not isinstance(file_name, str):
+            raise TypeError("file_name is not a string")
+        return cls(
+            file_name=file_name,
+            path=export_dir / file_name,
+            format=str(data["format"]),
+            mime_type=str(data["mime_type"]),
+            size_bytes=int(data["size_bytes"]),
+            sha256=str(data["sha256"]),
+            record_count=int(data["record_count"]),
+            created_at=datetime.fromisoformat(data["created_at"]),
+            expires_at=datetime.fromisoformat(data["expires_at"]),
+        )
+
 
 class _HashingWriter(io.BufferedWriter):
     """A buffered file that hashes everything written through it."""
@@ -174,17 +211,7 @@ def _download_name(meta: ExportMeta, extension: str) -> str:
 
 
 def _sidecar(result: ExportResult) -> bytes:
-    data = {
-        "file_name": result.file_name,
-        "format": result.format,
-        "mime_type": result.mime_type,
-        "size_bytes": result.size_bytes,
-        "sha256": result.sha256,
-        "record_count": result.record_count,
-        "created_at": result.created_at.isoformat(),
-        "expires_at": result.expires_at.isoformat(),
-    }
-    return json.dumps(data, indent=2).encode("utf-8")
+    return json.dumps(result.describe(), indent=2).encode("utf-8")
 
 
 def _redact(key: str, value: Any) -> Any:
@@ -471,22 +498,10 @@ def _load_sidecar(export_dir: Path, token: str) -> ExportResult | None:
             return None
         if path.stat().st_size > _SIDECAR_MAX_BYTES:
             return None
-        data = json.loads(path.read_bytes())
-        file_name = data["file_name"]
-        match = FINAL_NAME_PATTERN.fullmatch(file_name) if isinstance(file_name, str) else None
+        result = ExportResult.described(json.loads(path.read_bytes()), export_dir)
+        match = FINAL_NAME_PATTERN.fullmatch(result.file_name)
         if match is None or match["token"] != token:
             return None
-        result = ExportResult(
-            file_name=file_name,
-            path=export_dir / file_name,
-            format=str(data["format"]),
-            mime_type=str(data["mime_type"]),
-            size_bytes=int(data["size_bytes"]),
-            sha256=str(data["sha256"]),
-            record_count=int(data["record_count"]),
-            created_at=datetime.fromisoformat(data["created_at"]),
-            expires_at=datetime.fromisoformat(data["expires_at"]),
-        )
         if result.expires_at.tzinfo is None or result.created_at.tzinfo is None:
             return None
         return result
