@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Final, NamedTuple
 
 import orjson
-from pydantic import ValidationError
+from pydantic import AliasChoices, BaseModel, ValidationError
 
-from storage.models import ExecutionRecord
+from storage.models import ExecutionItem, ExecutionRecord
 
 #: Default cap on a record file's size; real records are 5-15 KB.
 DEFAULT_MAX_FILE_BYTES: Final = 5 * 1024 * 1024
@@ -214,7 +214,10 @@ def parse_record(data: bytes) -> ExecutionRecord:
     try:
         record = ExecutionRecord.model_validate_json(data, strict=True)
     except ValidationError as exc:
-        raise InvalidRecordError(_refusal(data, exc)) from exc
+        kept = _unknown_keys_aside(data, exc)
+        if kept is None:
+            raise InvalidRecordError(_refusal(data, exc)) from exc
+        return kept
     if (b"NaN" in data or b"Infinity" in data) and _has_non_finite(data):
         raise InvalidRecordError("not valid JSON: contains NaN or Infinity")
     return record
@@ -298,6 +301,62 @@ def _number_reason(
             return None
     prefix = "not valid JSON: contains NaN or Infinity; " if nan else ""
     return prefix + _validation_reason(exc)
+
+
+def _field_keys(model: type[BaseModel]) -> frozenset[str]:
+    """The keys a model reads (names, aliases and alias choices); it ignores every other."""
+    keys: set[str] = set()
+    for name, info in model.model_fields.items():
+        keys.add(name)
+        for alias in (info.alias, info.validation_alias):
+            if isinstance(alias, str):
+                keys.add(alias)
+            elif isinstance(alias, AliasChoices):
+                keys.update(choice for choice in alias.choices if isinstance(choice, str))
+    return frozenset(keys)
+
+
+_RECORD_KEYS: Final = _field_keys(ExecutionRecord)
+_ITEM_KEYS: Final = _field_keys(ExecutionItem)
+
+
+def _unknown_keys_aside(data: bytes, exc: ValidationError) -> ExecutionRecord | None:
+    """The record of a file refused only for a number under a key the models ignore, or None.
+
+    The validator parses the whole document before it looks at fields, so an integer of more
+    than 4,300 digits under an unknown key (of the record or of an item) refuses the file, while
+    the index's decoder skips unknown keys unread. Both must decide alike, and unknown keys are
+    ignored by the format's rules: the file is validated again without them. Runs only for a
+    file the validator refused for a number.
+    """
+    errors = exc.errors(include_url=False)
+    if not errors or errors[0]["type"] != "json_invalid":
+        return None
+    if "number" not in str(errors[0].get("ctx", {}).get("error", "")):
+        return None
+    try:  # NaN and Infinity stay refused, as the index's decoder refuses them anywhere
+        obj = json.loads(data, parse_int=_int_or_infinity, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(obj, dict):
+        return None
+    record = {key: value for key, value in obj.items() if key in _RECORD_KEYS}
+    items = record.get("items")
+    if isinstance(items, list):
+        record["items"] = [
+            {key: value for key, value in item.items() if key in _ITEM_KEYS}
+            if isinstance(item, dict)
+            else item
+            for item in items
+        ]
+    try:
+        return ExecutionRecord.model_validate_json(json.dumps(record), strict=True)
+    except (ValidationError, ValueError):
+        return None
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _lenient_json(data: bytes) -> object:

@@ -395,3 +395,29 @@ def test_every_field_and_token_through_worker_processes_and_the_api(
         assert value == served_value(number.kind, number.token), (number, value)
     assert staged, "the cold build ran in worker processes"
     assert all(staged), "every batch was staged by a worker"
+
+
+def test_an_integer_beyond_any_parser_under_an_unknown_key_breaks_no_answer(
+    tmp_path: Path,
+) -> None:
+    """The models ignore unknown keys, and so does the index: such a file is served and read."""
+    store = tmp_path / "store"
+    store.mkdir()
+    ids = good_files(store)
+    odd = record_dict("exec_20251102_100000_unknown1", shape="stillepost")
+    odd["items"][2]["zz_counter"] = "__HUGE__"
+    text = json.dumps(odd).replace('"__HUGE__"', "9" * 5000)
+    (store / f"{odd['execution_id']}.json").write_text(text.replace("{", '{"zz": -1e400, ', 1))
+    with served(store, tmp_path / "index.sqlite3") as client:
+        listed = answer(
+            client, "{ executions(first: 10) { edges { node { executionId items { content } } } } }"
+        )["executions"]["edges"]
+        assert sorted(e["node"]["executionId"] for e in listed) == sorted(
+            [*ids, odd["execution_id"]]
+        )
+        detail = answer(
+            client,
+            "query($id: String!) { execution(executionId: $id) { items { content } } }",
+            {"id": odd["execution_id"]},
+        )["execution"]
+        assert [i["content"] for i in detail["items"]] == [i["content"] for i in odd["items"]]

@@ -128,6 +128,32 @@ def test_where_the_parsers_differ_the_models_decide(level: str, key: str, value:
     assert assert_same_answer(data) == "ok"
 
 
+#: Values under keys the format does not have, as JSON text: (token, the answer both give).
+UNKNOWN_KEY_VALUES = [
+    ("9" * 5000, "ok"),  # beyond the validator's 4,300 digits; ignored like the key
+    ("-" + "9" * 5000, "ok"),
+    ("9" * 400, "ok"),
+    ("1e400", "ok"),
+    ("1e-400", "ok"),
+    ("NaN", "refused"),  # not JSON, wherever it stands
+    ("-Infinity", "refused"),
+    ('"\\ud800"', "refused"),
+]
+
+
+@pytest.mark.parametrize(("token", "answer"), UNKNOWN_KEY_VALUES)
+@pytest.mark.parametrize("level", ["record", "item"])
+def test_absurd_values_under_unknown_keys_get_the_same_answer(
+    token: str, answer: str, level: str
+) -> None:
+    record = record_dict(shape="text")
+    (record if level == "record" else record["items"][1])["zz_unknown"] = "__VALUE__"
+    data = json.dumps(record).replace('"__VALUE__"', token).encode()
+    assert assert_same_answer(data) == answer
+    if answer == "ok":  # and the record read is the one without the key
+        assert parse_record(data) == parse_record(json.dumps(record_dict(shape="text")).encode())
+
+
 @pytest.mark.parametrize("key", ["sequence_number", "stage", "stage_iteration", "loop_iteration"])
 @pytest.mark.parametrize("value", [2**31 - 1, 2**31, -(2**31), -(2**31) - 1, 2**63, 2**70])
 def test_positions_and_stages_must_fit_a_graphql_int(key: str, value: int) -> None:
