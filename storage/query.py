@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from enum import Enum
 from typing import Any, Final, Generic, TypeVar
@@ -25,11 +25,6 @@ from storage.schema import ITEM_BITS, STATUS_VALID
 T = TypeVar("T")
 
 _WORD: Final = re.compile(r"\w+", re.UNICODE)
-_RUN_COLUMNS: Final = (
-    "r.rid, r.execution_id, r.file_name, r.config_name, r.ts, r.ts_raw, r.user_id, "
-    "r.session_id, r.execution_mode, r.safety_level, r.used_seed, r.duration, "
-    "r.total_execution_time, r.taxonomy_version, r.item_count, r.size"
-)
 
 
 class QueryError(ValueError):
@@ -126,29 +121,27 @@ class RunRow:
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> RunRow:
-        return cls(
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            row[4],
-            datetime.fromisoformat(row[5]),
-            row[6],
-            row[7],
-            row[8],
-            row[9],
-            None if row[10] is None else int(row[10]),
-            row[11],
-            row[12],
-            row[13],
-            row[14],
-            row[15],
-        )
+        """The summary from a row selected with :data:`RUN_SELECT` (columns in field order)."""
+        run = cls(*row)
+        run.timestamp = datetime.fromisoformat(row[_TIMESTAMP])
+        if run.used_seed is not None:
+            run.used_seed = int(run.used_seed)  # stored as text (see storage.schema)
+        return run
 
     def sort_key(self, order: RunOrder) -> tuple[str | float, str]:
         """The keyset position of this run in ``order``."""
         value: str | float = self.ts_key if order.column == "r.ts" else self.duration_key
         return (value, self.execution_id)
+
+
+#: The column of ``runs`` each field of :class:`RunRow` is read from, where it is not the
+#: field's name.
+_RUN_SOURCES: Final = {"ts_key": "ts", "timestamp": "ts_raw", "duration_key": "duration"}
+#: Columns of ``runs`` the summary does not hold: ``day`` serves only per-day counts.
+UNREAD_RUN_COLUMNS: Final = frozenset({"day"})
+#: What a query selects to build :class:`RunRow` objects: one column per field, in field order.
+RUN_SELECT: Final = ", ".join(f"r.{_RUN_SOURCES.get(f.name, f.name)}" for f in fields(RunRow))
+_TIMESTAMP: Final = [f.name for f in fields(RunRow)].index("timestamp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +316,7 @@ def list_runs(
         bound_params.extend(key)
     direction = "DESC" if desc else "ASC"
     sql = (
-        f"SELECT {_RUN_COLUMNS} FROM runs r {_where(bound_where)} "
+        f"SELECT {RUN_SELECT} FROM runs r {_where(bound_where)} "
         f"ORDER BY {order.column} {direction}, r.execution_id {direction} LIMIT ?"
     )
     rows = [RunRow.from_row(row) for row in conn.execute(sql, [*bound_params, limit + 1])]
@@ -365,7 +358,7 @@ def get_runs(conn: sqlite3.Connection, execution_ids: Sequence[str]) -> dict[str
     for start in range(0, len(execution_ids), 500):
         chunk = list(execution_ids[start : start + 500])
         sql = (
-            f"SELECT {_RUN_COLUMNS} FROM runs r "
+            f"SELECT {RUN_SELECT} FROM runs r "
             f"WHERE r.execution_id IN ({','.join('?' * len(chunk))})"
         )
         for row in conn.execute(sql, chunk):
@@ -384,7 +377,7 @@ def matching_runs(
     for start in range(0, len(execution_ids), 500):
         chunk = list(execution_ids[start : start + 500])
         cond = [f"r.execution_id IN ({','.join('?' * len(chunk))})", *where]
-        sql = f"SELECT {_RUN_COLUMNS} FROM runs r {_where(cond)}"
+        sql = f"SELECT {RUN_SELECT} FROM runs r {_where(cond)}"
         for row in conn.execute(sql, [*chunk, *params]):
             run = RunRow.from_row(row)
             found[run.execution_id] = run
@@ -452,7 +445,7 @@ def list_items(
     # CROSS JOIN makes SQLite walk runs in time order (their index) and look up each run's
     # items by key, instead of sorting every matching item: 1 ms instead of 100 ms at 100k.
     sql = (
-        f"SELECT {_RUN_COLUMNS}, i.pos FROM runs r CROSS JOIN items i "
+        f"SELECT {RUN_SELECT}, i.pos FROM runs r CROSS JOIN items i "
         f"{_where(['i.rid = r.rid', *bound_where])} ORDER BY {order_sql} LIMIT ?"
     )
     refs = [

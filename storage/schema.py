@@ -25,6 +25,55 @@ STATUS_VALID: Final = 0
 STATUS_INVALID: Final = 1
 STATUS_DUPLICATE: Final = 2
 
+#: Columns of ``runs``, in table order, with their declarations: the one list of them (the
+#: DDL, the inserts and the staging tables are made from it). A column named after a field of
+#: :class:`storage.models.ExecutionRecord` holds that field's value, copied by name
+#: (``storage.extract``); the others are computed there.
+RUN_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
+    ("rid", "INTEGER PRIMARY KEY AUTOINCREMENT"),
+    ("execution_id", "TEXT NOT NULL UNIQUE"),
+    ("file_name", "TEXT NOT NULL UNIQUE"),
+    ("config_name", "TEXT NOT NULL"),
+    ("ts", "TEXT NOT NULL"),  # wall-clock sort key YYYY-MM-DDTHH:MM:SS.ffffff
+    ("ts_raw", "TEXT NOT NULL"),  # the timestamp as served (ISO 8601, naive stays naive)
+    ("day", "TEXT NOT NULL"),  # YYYY-MM-DD of ts, for per-day counts
+    ("user_id", "TEXT NOT NULL"),
+    ("session_id", "TEXT NOT NULL"),
+    ("execution_mode", "TEXT"),
+    ("safety_level", "TEXT"),
+    ("used_seed", "TEXT"),  # text: seeds may exceed 64 bits
+    ("duration", "REAL NOT NULL"),  # total_execution_time, -1 when absent (sort key)
+    ("total_execution_time", "REAL"),
+    ("taxonomy_version", "TEXT"),
+    ("item_count", "INTEGER NOT NULL"),
+    ("size", "INTEGER NOT NULL"),
+)
+
+#: Columns of ``items``, in table order, as :data:`RUN_COLUMNS` (same rule for field names).
+ITEM_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
+    ("rid", "INTEGER NOT NULL"),
+    ("pos", "INTEGER NOT NULL"),  # 0-based position of the item in the file
+    ("seq", "INTEGER NOT NULL"),  # sequence_number
+    ("item_type", "TEXT NOT NULL"),
+    ("media_type", "TEXT NOT NULL"),
+    ("stage", "INTEGER NOT NULL"),
+    ("stage_iteration", "INTEGER"),
+    ("loop_iteration", "INTEGER"),
+    ("model_used", "TEXT"),
+    ("backend_type", "TEXT"),
+    ("config_used", "TEXT"),
+)
+
+RUN_COLUMN_NAMES: Final = tuple(name for name, _ in RUN_COLUMNS)
+ITEM_COLUMN_NAMES: Final = tuple(name for name, _ in ITEM_COLUMNS)
+RUN_WIDTH: Final = len(RUN_COLUMNS)
+ITEM_WIDTH: Final = len(ITEM_COLUMNS)
+
+
+def _columns(columns: tuple[tuple[str, str], ...]) -> str:
+    return ",\n    ".join(f"{name} {declaration}" for name, declaration in columns)
+
+
 TABLE_DDL: Final = f"""
 CREATE TABLE meta (
     key TEXT PRIMARY KEY,
@@ -45,38 +94,12 @@ CREATE TABLE files (
 -- One row per served record. rid is never reused (AUTOINCREMENT), so stale full-text rows of a
 -- replaced record can never match a live one.
 CREATE TABLE runs (
-    rid INTEGER PRIMARY KEY AUTOINCREMENT,
-    execution_id TEXT NOT NULL UNIQUE,
-    file_name TEXT NOT NULL UNIQUE,
-    config_name TEXT NOT NULL,
-    ts TEXT NOT NULL,            -- wall-clock sort key YYYY-MM-DDTHH:MM:SS.ffffff
-    ts_raw TEXT NOT NULL,        -- the timestamp as served (ISO 8601, naive stays naive)
-    day TEXT NOT NULL,           -- YYYY-MM-DD of ts, for per-day counts
-    user_id TEXT NOT NULL,
-    session_id TEXT NOT NULL,
-    execution_mode TEXT,
-    safety_level TEXT,
-    used_seed TEXT,              -- text: seeds may exceed 64 bits
-    duration REAL NOT NULL,      -- total_execution_time, -1 when absent (sort key)
-    total_execution_time REAL,
-    taxonomy_version TEXT,
-    item_count INTEGER NOT NULL,
-    size INTEGER NOT NULL
+    {_columns(RUN_COLUMNS)}
 );
 
 -- One row per item of a served record; pos is its 0-based position in the file.
 CREATE TABLE items (
-    rid INTEGER NOT NULL,
-    pos INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    item_type TEXT NOT NULL,
-    media_type TEXT NOT NULL,
-    stage INTEGER NOT NULL,
-    stage_iteration INTEGER,
-    loop_iteration INTEGER,
-    model_used TEXT,
-    backend_type TEXT,
-    config_used TEXT,
+    {_columns(ITEM_COLUMNS)},
     PRIMARY KEY (rid, pos)
 ) WITHOUT ROWID;
 
@@ -118,12 +141,15 @@ CREATE INDEX IF NOT EXISTS items_model ON items (model_used, rid);
 
 DDL: Final = TABLE_DDL + INDEX_DDL
 
-#: Columns of ``runs`` and ``items``, in table order (rows are inserted positionally).
-RUN_WIDTH: Final = 17
-ITEM_WIDTH: Final = 11
 
-INSERT_RUN: Final = f"INSERT INTO runs VALUES ({', '.join('?' * RUN_WIDTH)})"
-INSERT_ITEM: Final = f"INSERT INTO items VALUES ({', '.join('?' * ITEM_WIDTH)})"
+def insert(table: str, columns: tuple[str, ...]) -> str:
+    """``INSERT INTO table (columns) VALUES (?, ...)``: rows give their values in that order."""
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+
+
+#: Rows are inserted with their values in column order.
+INSERT_RUN: Final = insert("runs", RUN_COLUMN_NAMES)
+INSERT_ITEM: Final = insert("items", ITEM_COLUMN_NAMES)
 
 #: A staging file: the rows a worker process extracted from a slice of the store, copied into
 #: the index with ``INSERT ... SELECT`` (see storage.extract). Same column order as the index.
