@@ -2,7 +2,7 @@
 
 Every field can be set with an ``EXECGRAPH_`` environment variable (``EXECGRAPH_STORE``,
 ``EXECGRAPH_INDEX``, ...) or by the matching CLI option. Nothing creates a Settings object at
-import time: :func:`graph.app.create_app` takes one.
+import time: :func:`graph.server.app.create_app` takes one.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     )
     log_level: str = "info"
 
-    # -- access control (see graph.auth) ----------------------------------------------------------
+    # -- access control (see graph.access.tokens) --------------------------------------------------
     tokens_file: Path | None = Field(
         default=None,
         description="File of token hashes ('role:sha256hex [label]' per line), written by "
@@ -105,7 +105,7 @@ class Settings(BaseSettings):
         "introspection only for requests with a valid token.",
     )
 
-    # -- request limits (see graph.limits and graph.middleware) -----------------------------------
+    # -- request limits (see graph.api.extensions.limits and graph.server.middleware) --------------
     max_body_bytes: int = Field(
         default=1_048_576,
         ge=1024,

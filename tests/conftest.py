@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from graph.app import create_app
+from graph.server.app import create_app
 from graph.settings import Settings
 from tests.factory import record_dict, write_record
 

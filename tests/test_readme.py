@@ -21,9 +21,9 @@ from click.testing import CliRunner
 from graphql import parse, validate
 from starlette.testclient import TestClient
 
-from graph.app import create_app
-from graph.cli import ensure_demo_store, main
-from graph.schema import build_schema
+from graph.api.schema import build_schema
+from graph.cli.main import ensure_demo_store, main
+from graph.server.app import create_app
 from graph.settings import Settings
 from tests.smoke.readme import README, Example, answer_problems, examples
 

@@ -29,8 +29,8 @@ from strawberry.asgi import GraphQL
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
-from graph.types.enums import ItemType, MediaType
-from graph.types.scalars import JSON, SCALAR_MAP, BigInt
+from graph.api.types.enums import ItemType, MediaType
+from graph.api.types.scalars import JSON, SCALAR_MAP, BigInt
 
 NAIVE_STORE_ENV: Final = "EXECGRAPH_BENCH_STORE"
 FLOOR_DATA_ENV: Final = "EXECGRAPH_BENCH_FLOOR_DATA"

@@ -20,10 +20,10 @@ from typing import Any
 import orjson
 from starlette.applications import Starlette
 
-from graph.app import create_app
+from graph.api.context import AppState
 from graph.bench.client import check_graphql
 from graph.bench.results import FileReads
-from graph.context import AppState
+from graph.server.app import create_app
 from graph.settings import Settings
 
 

@@ -77,7 +77,7 @@ from graph.bench.stores import (
     remove_fresh_files,
     warm_page_cache,
 )
-from storage.writer_sim import write_like_tracker
+from storage.demo.writer import write_like_tracker
 
 Log = Callable[[str], None]
 

@@ -41,7 +41,7 @@ def execgraph_command() -> list[str]:
     found = shutil.which("execgraph")
     if found:
         return [found]
-    return [sys.executable, "-c", "from graph.cli import main; main()"]
+    return [sys.executable, "-c", "from graph.cli.main import main; main()"]
 
 
 def serve_command(store: Path, index: Path, port: int, *, workers: int = 1) -> list[str]:

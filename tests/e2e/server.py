@@ -16,7 +16,7 @@ import uvicorn
 import websockets
 from websockets.typing import Subprotocol
 
-from graph.app import create_app
+from graph.server.app import create_app
 from graph.settings import Settings
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from storage.writer_sim import write_atomically
+from storage.demo.writer import write_atomically
 from tests.e2e.server import serve
 from tests.e2e.tools import CHROMIUM_ARGS, require_chromium
 from tests.factory import record_dict

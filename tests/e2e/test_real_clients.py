@@ -30,8 +30,8 @@ from gql import Client, gql
 from gql.transport.exceptions import TransportQueryError
 from gql.transport.websockets import WebsocketsTransport
 
-from graph.errors import ErrorCode
-from storage.writer_sim import write_atomically
+from graph.api.errors import ErrorCode
+from storage.demo.writer import write_atomically
 from tests.e2e.server import serve
 from tests.e2e.tools import require_node
 from tests.factory import record_dict

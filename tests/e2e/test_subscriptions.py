@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import websockets
 
-from storage.writer_sim import write_atomically, write_like_tracker
+from storage.demo.writer import write_atomically, write_like_tracker
 from tests.e2e.server import Subscriber, serve
 from tests.factory import record_dict, write_record
 
@@ -199,7 +199,7 @@ def test_export_progress_is_pushed_until_done(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from graph import export_jobs
+    from graph.services import export_jobs
 
     monkeypatch.setattr(export_jobs, "INLINE_RECORDS", {"PDF": 1})
 

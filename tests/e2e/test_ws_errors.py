@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import websockets
 
-from graph.errors import ErrorCode
-from storage.writer_sim import write_atomically
+from graph.api.errors import ErrorCode
+from storage.demo.writer import write_atomically
 from tests.e2e.server import Subscriber, serve, text_message
 from tests.factory import record_dict
 

@@ -411,7 +411,7 @@ def test_the_mutation_and_the_cli_audit_the_same_real_selection(
 ) -> None:
     from click.testing import CliRunner
 
-    from graph.cli import main
+    from graph.cli.main import main
     from tests.conftest import data
 
     audit = tmp_path / "audit.jsonl"
@@ -449,7 +449,7 @@ def test_the_server_deletes_expired_exports_at_start_up_and_on_a_timer(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from graph import export_jobs
+    from graph.services import export_jobs
     from tests.conftest import data
 
     exports = tmp_path / "exports"

@@ -12,7 +12,6 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from graph.app import create_app
 from graph.bench import queries as q
 from graph.bench.baselines import floor_root, floor_schema, naive_list
 from graph.bench.inprocess import asgi_post, count_file_reads
@@ -27,7 +26,8 @@ from graph.bench.results import (
     Summary,
 )
 from graph.bench.runner import BenchConfig, run_benchmark
-from graph.cli import main
+from graph.cli.main import main
+from graph.server.app import create_app
 from graph.settings import Settings
 from storage.demo import write_demo_store
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from graph.broadcast import QUEUE_SIZE, Broadcaster, SlowConsumerError
+from graph.services.broadcast import QUEUE_SIZE, Broadcaster, SlowConsumerError
 from storage.index import Change, RecordIndex, SyncReport
 from tests.factory import dump, record_dict, write_record
 

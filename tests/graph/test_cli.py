@@ -13,8 +13,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from graph.cli import DEMO_MARKER, check_port, ensure_demo_store, main
-from graph.schema import print_sdl
+from graph.api.schema import print_sdl
+from graph.cli.main import DEMO_MARKER, check_port, ensure_demo_store, main
 from storage.demo import SHOWCASE_ID
 
 
@@ -88,7 +88,7 @@ def execgraph_command() -> list[str]:
     return (
         [str(script)]
         if script.exists()
-        else [sys.executable, "-c", "from graph.cli import main; main()"]
+        else [sys.executable, "-c", "from graph.cli.main import main; main()"]
     )
 
 

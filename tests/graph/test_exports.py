@@ -194,7 +194,7 @@ def test_download_route_refuses_guessed_and_hostile_tokens(client: TestClient) -
 def test_large_export_runs_in_the_background_with_progress(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from graph import export_jobs
+    from graph.services import export_jobs
 
     monkeypatch.setattr(export_jobs, "INLINE_RECORDS_DEFAULT", 5)
     job = export(client, format="CSV", filter={})

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from graph import resolvers
-from graph.app import ExecgraphGraphQL
-from graph.errors import ErrorCode
-from graph.middleware import request_error_status, response_media_type
+from graph.api import resolvers
+from graph.api.errors import ErrorCode
+from graph.server.endpoint import ExecgraphGraphQL
+from graph.server.middleware import request_error_status, response_media_type
 
 JSON = "application/json"
 GRAPHQL_RESPONSE = "application/graphql-response+json"

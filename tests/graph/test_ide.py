@@ -1,4 +1,4 @@
-"""Tests of the offline GraphiQL page and its vendored assets (graph/ide.py).
+"""Tests of the offline GraphiQL page and its vendored assets (graph/server/ide.py).
 
 A tiny Starlette app stands in for execgraph's: a one-field Strawberry schema served
 by a ``GraphQL`` subclass whose ``render_graphql_ide`` returns our page, and the
@@ -30,7 +30,7 @@ from starlette.testclient import TestClient
 from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
-from graph.ide import (
+from graph.server.ide import (
     ASSET_DIR,
     DEFAULT_QUERY,
     SCRIPTS,

@@ -169,7 +169,7 @@ def test_default_page_size_is_20(client: TestClient) -> None:
 def test_walk_is_stable_while_records_are_added(
     populated_store: tuple[Path, list[dict[str, Any]]], make_client: Callable[..., TestClient]
 ) -> None:
-    from graph.app import create_app  # noqa: F401 - the client fixture builds it
+    from graph.server.app import create_app  # noqa: F401 - the client fixture builds it
     from tests.conftest import mixed_records
     from tests.factory import write_record
 

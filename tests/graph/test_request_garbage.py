@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from starlette.applications import Starlette
 
-from graph.app import create_app
+from graph.server.app import create_app
 from graph.settings import Settings
 
 QUERIES = {
@@ -118,7 +118,7 @@ def test_the_check_sees_a_cycle_when_there_is_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The control: with graphql-core's executor cycle left in place, the garbage shows it."""
-    from graph.schema import AcyclicExecutionContext
+    from graph.api.schema import AcyclicExecutionContext
 
     monkeypatch.setattr(
         AcyclicExecutionContext,
@@ -127,4 +127,4 @@ def test_the_check_sees_a_cycle_when_there_is_one(
     )
     app = create_app(Settings(store=populated_store[0], index=index_path, watch=False))
     found = _garbage_after(app, QUERIES["typename"])
-    assert found["graph.schema.AcyclicExecutionContext"] == 3, found.most_common(10)
+    assert found["graph.api.schema.AcyclicExecutionContext"] == 3, found.most_common(10)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from graphql import GraphQLEnumType, GraphQLInputObjectType, GraphQLInterfaceType, GraphQLObjectType
 
-from graph.schema import build_schema, print_sdl
+from graph.api.schema import build_schema, print_sdl
 
 ROOT = Path(__file__).resolve().parents[2]
 

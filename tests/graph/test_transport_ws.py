@@ -13,9 +13,9 @@ import pytest
 from graphql import GraphQLError
 from starlette.testclient import TestClient
 
-from graph.app import create_app
+from graph.server.app import create_app
+from graph.server.transport_ws import LOG_FIELD_CHARS, payload_problem, refusal_line
 from graph.settings import Settings
-from graph.transport_ws import LOG_FIELD_CHARS, payload_problem, refusal_line
 from tests.e2e.server import text_message
 
 

@@ -10,8 +10,8 @@ import httpx2
 import pytest
 from starlette.testclient import TestClient
 
-from graph.auth import Role
-from graph.cli_token import add_token
+from graph.access.tokens import Role
+from graph.cli.token import add_token
 
 ROLES = (None, "reader", "researcher", "admin")
 """Who asks: no token, then each role from the lowest."""

@@ -98,15 +98,8 @@ def default_cache_dir() -> Path:
 def _generator_digest() -> str:
     """A digest of the code that decides what a demo store holds."""
     digest = hashlib.sha256()
-    storage = REPO / "storage"
-    sources = [
-        *sorted(storage.glob("demo*.py")),
-        storage / "malformed.py",
-        storage / "writer_sim.py",
-    ]
-    for path in sources:
-        if path.exists():
-            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for path in sorted((REPO / "storage" / "demo").glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:12]
 
 
@@ -186,7 +179,7 @@ def server(store: Path, work_dir: Path) -> Iterator[ServerProcess]:
     command = [
         sys.executable,
         "-c",
-        "from graph.cli import main; main()",
+        "from graph.cli.main import main; main()",
         "serve",
         "--store",
         str(store),

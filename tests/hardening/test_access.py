@@ -18,10 +18,10 @@ from graphql import get_introspection_query
 from starlette.testclient import TestClient
 from websockets.typing import Subprotocol
 
-from graph.app import create_app
-from graph.auth import Role, TokenRegistry, hash_token, open_bind_refusal
-from graph.cli import main
-from graph.schema import build_schema
+from graph.access.tokens import Role, TokenRegistry, hash_token, open_bind_refusal
+from graph.api.schema import build_schema
+from graph.cli.main import main
+from graph.server.app import create_app
 from graph.settings import Settings
 from tests.e2e.server import serve
 from tests.factory import record_dict, write_record
@@ -487,7 +487,7 @@ def clean_environment() -> Iterator[None]:
 def uvicorn_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """Calls ``serve`` makes to uvicorn.run (which is replaced: nothing binds)."""
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr("graph.cli.uvicorn.run", lambda *a, **kw: calls.append(kw))
+    monkeypatch.setattr("graph.cli.main.uvicorn.run", lambda *a, **kw: calls.append(kw))
     return calls
 
 

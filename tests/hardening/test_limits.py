@@ -10,7 +10,7 @@ import pytest
 from graphql.language import Lexer, Source, TokenKind
 from starlette.testclient import TestClient
 
-from graph import resolvers
+from graph.api import resolvers
 from graph.settings import Settings
 from tests.hardening.conftest import codes, post
 

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from storage.demo import MALFORMED_KINDS, generate_records, write_malformed
-from storage.writer_sim import serialize_record
+from storage.demo.writer import serialize_record
 from tests.e2e.server import RunningServer, serve
 from tests.hardening.robustness import (
     ITEM_FIELDS,

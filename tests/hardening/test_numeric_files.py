@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from graph.app import create_app
+from graph.server.app import create_app
 from graph.settings import Settings
 from tests.conftest import gql
 from tests.factory import Shape, record_dict, write_record

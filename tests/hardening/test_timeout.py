@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from graph import resolvers
+from graph.api import resolvers
 from tests.hardening.conftest import codes, post
 
 TIMEOUT_S = 0.5

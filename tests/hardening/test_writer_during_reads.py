@@ -3,7 +3,7 @@ the final counts are exact.
 
 The upstream tracker truncates a record's final path and streams into it, so for a moment every
 new file is empty, then half a record. A fixed writer would rename a finished temporary file into
-place. The writer here alternates both (``storage.writer_sim``) into the store of a real uvicorn
+place. The writer here alternates both (``storage.demo.writer``) into the store of a real uvicorn
 server that watches it, while 8 client threads page through the runs with cursors, filter them,
 read runs with their items and read items across runs, the way the UI and researchers do.
 
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from storage.demo import generate_records
-from storage.writer_sim import serialize_record, write_atomically, write_like_tracker
+from storage.demo.writer import serialize_record, write_atomically, write_like_tracker
 from tests.e2e.server import serve
 from tests.hardening.robustness import (
     ITEM_FIELDS,

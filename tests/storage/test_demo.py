@@ -33,8 +33,8 @@ from storage.demo import (
     write_demo_store,
     write_malformed,
 )
+from storage.demo.writer import serialize_record, write_atomically, write_like_tracker
 from storage.models import KNOWN_ITEM_TYPES, KNOWN_MEDIA_TYPES, ExecutionRecord
-from storage.writer_sim import serialize_record, write_atomically, write_like_tracker
 
 RECORD_KEYS = {
     "execution_id",

@@ -1,0 +1,259 @@
+"""Query limits: what one GraphQL document may ask of the server, checked before it runs.
+
+Strawberry ships none of these switched on. Here, for every operation (HTTP and WebSocket):
+
+* **tokens** (graphql-core's parser option, set as Strawberry's ``MaxTokensLimiter`` does):
+  parsing stops beyond ``max_tokens``;
+* **depth** and **aliases** (``QueryDepthLimiter``, ``MaxAliasesLimiter``) and introspection
+  nesting (graphql-core's ``MaxIntrospectionDepthRule``) are validation rules: an operation over a
+  limit is refused with no resolver run;
+
+  each limit's error carries its code: ``TOO_MANY_TOKENS`` (given on the way out, see
+  :func:`graph.api.extensions.masking.request_error_code`), ``QUERY_TOO_DEEP`` (depth,
+  introspection's too) and ``TOO_MANY_ALIASES`` (the rules are wrapped by :func:`coded_rule`);
+* **cost** (:mod:`graph.api.extensions.cost`): an operation whose answer could hold more than
+  ``max_cost`` objects is refused with ``QUERY_TOO_COMPLEX`` before execution (it needs the
+  variables, so it runs as execution starts rather than as a validation rule);
+* **time**: a query running longer than ``timeout_s`` is stopped with ``TIMEOUT``. Resolvers do
+  their SQLite work synchronously on the event loop, where ``asyncio.timeout`` cannot interrupt
+  them, so the request's deadline is also checked by a SQLite progress handler, which aborts a
+  long statement; the connection stays usable for the next request;
+* **production mode**: introspection only with a valid token (field suggestions are removed by
+  :class:`graph.api.schema.ExecgraphSchema`).
+
+Strawberry's depth and alias limiters build a new rule class in ``__init__``; a factory calling
+them per request would make every request miss the shared ``ValidationCache`` (its key holds the
+rule classes). So each limiter is built once per schema and its rules handed on per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import orjson
+from graphql import ASTValidationRule, GraphQLError, MaxIntrospectionDepthRule, specified_rules
+from graphql.validation import NoSchemaIntrospectionCustomRule, ValidationContext
+from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
+from strawberry.types.graphql import OperationType
+
+from graph.access.permissions import principal_of_context
+from graph.api.errors import ErrorCode, QueryTooComplex, Timeout
+from graph.api.extensions.cost import CostModel, query_cost
+from graph.api.extensions.masking import MaskUnexpectedErrors, with_code
+from graph.settings import Settings
+
+#: SQLite virtual-machine steps between two looks at the deadline (well under a millisecond).
+PROGRESS_STEPS: Final = 20_000
+
+_deadline: ContextVar[float | None] = ContextVar("execgraph_deadline", default=None)
+
+
+def _default(name: str) -> Any:
+    return Settings.model_fields[name].default
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The limits of one server; the defaults are :class:`~graph.settings.Settings`' defaults."""
+
+    max_depth: int = _default("max_query_depth")
+    max_aliases: int = _default("max_aliases")
+    max_tokens: int = _default("max_tokens")
+    max_cost: int = _default("max_query_cost")
+    timeout_s: float = _default("request_timeout_s")
+    production: bool = _default("production")
+    cost_model: CostModel = field(
+        default_factory=lambda: CostModel(
+            default_page_size=_default("default_page_size"),
+            max_page_size=_default("max_page_size"),
+            items_per_execution=_default("items_per_execution"),
+        )
+    )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        """The limits configured in ``settings``."""
+        return cls(
+            max_depth=settings.max_query_depth,
+            max_aliases=settings.max_aliases,
+            max_tokens=settings.max_tokens,
+            max_cost=settings.max_query_cost,
+            timeout_s=settings.request_timeout_s,
+            production=settings.production,
+            cost_model=CostModel(
+                default_page_size=settings.default_page_size,
+                max_page_size=settings.max_page_size,
+                items_per_execution=settings.items_per_execution,
+            ),
+        )
+
+
+def limit_extensions(limits: Limits) -> list[Callable[[], SchemaExtension]]:
+    """The schema extension enforcing ``limits``, as a factory (one instance per request).
+
+    One extension rather than one per limit: Strawberry wraps every hook of every extension on
+    every request, and that bookkeeping was most of what ``{ __typename }`` cost beyond the bare
+    stack.
+    """
+    depth = QueryDepthLimiter(max_depth=limits.max_depth).validation_rules
+    aliases = MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules
+    # graphql-core's rules, its introspection depth rule replaced by the coded one.
+    rules: tuple[type[ASTValidationRule], ...] = (
+        *(rule for rule in specified_rules if rule is not MaxIntrospectionDepthRule),
+        *(coded_rule(rule, ErrorCode.QUERY_TOO_DEEP) for rule in depth),
+        *(coded_rule(rule, ErrorCode.TOO_MANY_ALIASES) for rule in aliases),
+        coded_rule(MaxIntrospectionDepthRule, ErrorCode.QUERY_TOO_DEEP),
+    )
+    return [lambda: QueryGuard(limits, rules)]
+
+
+def coded_rule(rule: type[ASTValidationRule], code: ErrorCode) -> type[ASTValidationRule]:
+    """``rule``, with ``code`` on every error it reports.
+
+    Strawberry's limiters report from ``__init__`` through the validation context, graphql-core's
+    rules through ``report_error`` while visiting: both ways are covered.
+    """
+
+    class CodedRule(rule):  # type: ignore[valid-type,misc]
+        def __init__(self, context: ValidationContext) -> None:
+            on_error = context.on_error
+            context.on_error = lambda error: on_error(with_code(error, code))  # type: ignore[method-assign]
+            try:
+                super().__init__(context)
+            finally:
+                context.on_error = on_error  # type: ignore[method-assign]
+
+        def report_error(self, error: GraphQLError) -> None:
+            super().report_error(with_code(error, code))
+
+    CodedRule.__name__ = CodedRule.__qualname__ = f"{rule.__name__}Coded"
+    return CodedRule
+
+
+class _IntrospectionRefused(NoSchemaIntrospectionCustomRule):
+    """graphql-core's rule, with one error whose message and code say what to do."""
+
+    reported = False
+
+    def report_error(self, error: GraphQLError) -> None:
+        if not self.reported:
+            self.reported = True
+            super().report_error(
+                GraphQLError(
+                    "introspection needs a valid token on this server (production mode)",
+                    error.nodes,
+                    extensions={"code": "FORBIDDEN"},
+                )
+            )
+
+
+_COST_CACHE_SIZE: Final = 1024
+_COSTS: dict[tuple[Any, ...], int] = {}
+
+
+def _frozen(variables: Any) -> bytes:
+    """A hashable, order-independent form of the request's variables."""
+    try:
+        return orjson.dumps(variables, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        return repr(variables).encode()
+
+
+class QueryGuard(MaskUnexpectedErrors):
+    """Every limit of one request: tokens, validation rules, introspection, cost and time;
+    and, on the way out, the masking of unexpected errors (see :mod:`graph.api.extensions.masking`).
+
+    Masking comes last, after the limits' own typed errors (``TIMEOUT``,
+    ``QUERY_TOO_COMPLEX``) have replaced a result: those are expected and reach the client.
+    """
+
+    def __init__(self, limits: Limits, rules: tuple[type[ASTValidationRule], ...]) -> None:
+        super().__init__()
+        self.limits = limits
+        self.rules = rules
+
+    def on_operation(self) -> Iterator[None]:
+        ctx = self.execution_context
+        # The parser stops beyond max_tokens (on a parser-cache miss; a cached document was
+        # parsed under the same limit).
+        ctx.parse_options["max_tokens"] = self.limits.max_tokens
+        rules = self.rules
+        if self.limits.production:
+            principal = principal_of_context(ctx.context)
+            if principal is None or not principal.via_token:
+                rules = (*rules, _IntrospectionRefused)
+        ctx.validation_rules = rules  # graphql-core's and the limits' (see limit_extensions)
+        yield from super().on_operation()
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        ctx = self.execution_context
+        self.check_cost()
+        if ctx.operation_type is not OperationType.QUERY:
+            yield  # mutations and subscriptions are not cut short
+            return
+        seconds = self.limits.timeout_s
+        deadline = time.monotonic() + seconds
+        token = _deadline.set(deadline)
+        try:
+            async with asyncio.timeout(seconds):
+                yield
+        except TimeoutError:
+            raise self.timeout() from None
+        finally:
+            _deadline.reset(token)
+        if time.monotonic() > deadline:  # a SQLite statement was aborted, or a resolver blocked
+            raise self.timeout()
+
+    def check_cost(self) -> None:
+        """Refuse an operation whose answer could hold more than ``max_cost`` objects."""
+        ctx = self.execution_context
+        if ctx.graphql_document is None:
+            return
+        model, max_cost = self.limits.cost_model, self.limits.max_cost
+        # The same query with the same variables always costs the same: count it once.
+        key = (ctx.query, ctx.operation_name, _frozen(ctx.variables), model)
+        cost = _COSTS.get(key)
+        if cost is None:
+            cost = query_cost(
+                ctx.schema._schema, ctx.graphql_document, ctx.operation_name, ctx.variables, model
+            )
+            if len(_COSTS) >= _COST_CACHE_SIZE:
+                _COSTS.clear()
+            _COSTS[key] = cost
+        if cost > max_cost:
+            raise QueryTooComplex(
+                f"this query could return {cost} objects; at most {max_cost} are allowed. "
+                "Ask for smaller pages (first/last; default "
+                f"{model.default_page_size}) or fewer nested lists (each run's items "
+                f"count {model.items_per_execution}).",
+                cost=cost,
+                maxCost=max_cost,
+            )
+
+    def timeout(self) -> Timeout:
+        seconds = self.limits.timeout_s
+        return Timeout(
+            f"the query ran longer than {seconds:g} s and was stopped; ask for fewer "
+            "runs or items, or a narrower filter",
+            limitSeconds=seconds,
+        )
+
+
+def watch_connection(conn: sqlite3.Connection) -> None:
+    """Make statements on ``conn`` abort once the current request's deadline has passed.
+
+    Installed once on every read connection of the server's index (``RecordIndex(on_reader=)``);
+    outside a request there is no deadline and the handler lets everything run.
+    """
+    conn.set_progress_handler(_past_deadline, PROGRESS_STEPS)
+
+
+def _past_deadline() -> int:
+    deadline = _deadline.get()
+    return int(deadline is not None and time.monotonic() > deadline)

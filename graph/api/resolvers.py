@@ -1,0 +1,202 @@
+"""Resolvers of the Query root: argument checks, then one index query, then thin wrapping.
+
+No resolver here opens a record file: runs come from the index, and item content is loaded by
+the request's DataLoader only when an item field asks for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from graph.api.context import Info
+from graph.api.cursor import (
+    decode_item_cursor,
+    decode_run_cursor,
+    encode_item_cursor,
+    encode_run_cursor,
+)
+from graph.api.errors import BadUserInput
+from graph.api.types.connection import (
+    ExecutionConnection,
+    ExecutionEdge,
+    ItemConnection,
+    ItemEdge,
+    PageInfo,
+)
+from graph.api.types.enums import ExecutionOrder
+from graph.api.types.execution import Execution, ExecutionItem
+from graph.api.types.inputs import ExecutionFilter, ItemFilter, item_criteria, run_filter
+from graph.api.types.node import Node, from_global_id, parse_item_local_id
+from graph.api.types.stats import StorageStats
+from storage.query import (
+    Page,
+    PageRequest,
+    RunFilter,
+    StatsSource,
+    count_items,
+    count_runs,
+    get_runs,
+    list_items,
+    list_runs,
+)
+
+K = TypeVar("K")
+
+MAX_ID_LENGTH = 200
+
+
+def page_request(
+    info: Info,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+    decode: Callable[[str, str], K],
+) -> PageRequest[K]:
+    """Check Relay arguments and decode their cursors."""
+    settings = info.context.state.settings
+    if first is not None and last is not None:
+        raise BadUserInput("pass either 'first' (with 'after') or 'last' (with 'before'), not both")
+    for name, value in (("first", first), ("last", last)):
+        if value is not None and not 0 <= value <= settings.max_page_size:
+            raise BadUserInput(
+                f"'{name}' must be between 0 and {settings.max_page_size} (got {value})"
+            )
+    if first is None and last is None:
+        if before is not None and after is None:
+            last = settings.default_page_size
+        else:
+            first = settings.default_page_size
+    return PageRequest(
+        first=first,
+        after=None if after is None else decode(after, "after"),
+        last=last,
+        before=None if before is None else decode(before, "before"),
+    )
+
+
+def page_info(page: Page[Any], cursors: list[str]) -> PageInfo:
+    """The Relay PageInfo of a page whose edges carry ``cursors``."""
+    return PageInfo(
+        has_next_page=page.next_exists(),
+        has_previous_page=page.previous_exists(),
+        start_cursor=cursors[0] if cursors else None,
+        end_cursor=cursors[-1] if cursors else None,
+    )
+
+
+def _cached_count(
+    info: Info, key: tuple[Any, ...], compute: Callable[[], int]
+) -> Callable[[], int]:
+    cache = info.context.cache
+    return lambda: cache.get(key, compute)
+
+
+def resolve_executions(
+    info: Info,
+    filter: ExecutionFilter | None,
+    order_by: ExecutionOrder,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+) -> ExecutionConnection:
+    order = order_by.run_order
+    flt = run_filter(filter)
+    request = page_request(
+        info, first, after, last, before, lambda c, a: decode_run_cursor(c, order, a)
+    )
+    conn = info.context.state.index.reader()
+    page = list_runs(conn, flt, order, request)
+    edges = []
+    for row in page.rows:
+        value, eid = row.sort_key(order)
+        edges.append(
+            ExecutionEdge(cursor=encode_run_cursor(order, value, eid), node=Execution.from_row(row))
+        )
+    return ExecutionConnection(
+        edges=edges,
+        page_info=page_info(page, [edge.cursor for edge in edges]),
+        count=_cached_count(info, ("runs", flt), lambda: count_runs(conn, flt)),
+    )
+
+
+async def resolve_items(
+    info: Info,
+    filter: ItemFilter | None,
+    execution_filter: ExecutionFilter | None,
+    first: int | None,
+    after: str | None,
+    last: int | None,
+    before: str | None,
+) -> ItemConnection:
+    crit = item_criteria(filter)
+    flt = run_filter(execution_filter)
+    request = page_request(info, first, after, last, before, decode_item_cursor)
+    conn = info.context.state.index.reader()
+    page = list_items(conn, crit, flt, request)
+    runs: dict[str, Execution] = {}
+    for ref in page.rows:
+        if ref.run.execution_id not in runs:
+            runs[ref.run.execution_id] = Execution.from_row(ref.run)
+    # Each file read once for the whole page.
+    records = {
+        eid: info.context.record((eid, execution.row.file_name)) for eid, execution in runs.items()
+    }
+    edges = [
+        ItemEdge(
+            cursor=encode_item_cursor(*ref.key),
+            node=ExecutionItem.build(
+                runs[ref.run.execution_id], records[ref.run.execution_id], ref.pos
+            ),
+        )
+        for ref in page.rows
+        if ref.pos < len(records[ref.run.execution_id].items)
+    ]
+    return ItemConnection(
+        edges=edges,
+        page_info=page_info(page, [edge.cursor for edge in edges]),
+        count=_cached_count(info, ("items", crit, flt), lambda: count_items(conn, crit, flt)),
+    )
+
+
+def resolve_execution(info: Info, execution_id: str) -> Execution | None:
+    if len(execution_id) > MAX_ID_LENGTH:
+        return None
+    conn = info.context.state.index.reader()
+    row = get_runs(conn, [execution_id]).get(execution_id)
+    return None if row is None else Execution.from_row(row)
+
+
+async def resolve_node(info: Info, global_id: str) -> Node | None:
+    decoded = from_global_id(global_id)
+    if decoded is None:
+        raise BadUserInput("'id' is not an id issued by this API (use an object's id field)")
+    kind, local_id = decoded
+    if kind == "Execution":
+        return resolve_execution(info, local_id)
+    if kind == "ExecutionItem":
+        parsed = parse_item_local_id(local_id)
+        if parsed is None:
+            return None
+        execution_id, pos = parsed
+        execution = resolve_execution(info, execution_id)
+        if execution is None:
+            return None
+        record = execution.record(info)
+        return ExecutionItem.build(execution, record, pos) if pos < len(record.items) else None
+    return None
+
+
+def resolve_storage_stats(info: Info, filter: ExecutionFilter | None) -> StorageStats:
+    flt: RunFilter | None = run_filter(filter)
+    state = info.context.state
+    source = StatsSource(state.index.reader(), flt)
+
+    cache = info.context.cache
+
+    def cached(name: str, compute: Callable[[], Any]) -> Any:
+        return cache.get(("stats", name, flt), compute)
+
+    return StorageStats(source=source, cached=cached)

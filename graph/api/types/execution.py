@@ -1,0 +1,169 @@
+"""A run (``Execution``) and its events (``ExecutionItem``).
+
+Summary fields of a run are plain attributes filled from the index row: listing runs reads no
+record file. ``items`` is the one field that needs the file; it goes through the request's
+DataLoader, so a page of runs with their items reads each file once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+
+from graph.api.context import Info
+from graph.api.types.enums import ItemType, MediaType, item_type_of, media_type_of
+from graph.api.types.inputs import ItemFilter, item_criteria
+from graph.api.types.node import Node, item_local_id, to_global_id
+from graph.api.types.scalars import JSON, BigInt
+from storage.models import ExecutionRecord
+from storage.query import RunRow
+
+
+@strawberry.type(description="One pipeline run: its record and, on request, its items.")
+class Execution(Node):
+    execution_id: str = strawberry.field(
+        description="Id of the run, as in its file name (exec_YYYYMMDD_HHMMSS_xxxxxxxx)."
+    )
+    config_name: str = strawberry.field(
+        description="Stage-2 config: dada, stillepost, bauhaus, image_comparison, ..."
+    )
+    timestamp: datetime = strawberry.field(
+        description="Start time as stored: naive local time stays naive (no offset)."
+    )
+    user_id: str = strawberry.field(description="Opaque pseudonymous id of a pupil.")
+    session_id: str = strawberry.field(description="Opaque session id.")
+    execution_mode: str | None = strawberry.field(
+        description="eco or fast (deprecated upstream, still present)."
+    )
+    safety_level: str | None = strawberry.field(
+        description="kids, youth, adult, research (older files: teens, adults, off)."
+    )
+    used_seed: BigInt | None = strawberry.field(description="Generation seed; may exceed 32 bits.")
+    total_execution_time: float | None = strawberry.field(
+        description="Duration of the whole run in seconds."
+    )
+    taxonomy_version: str | None = strawberry.field(
+        description='Item taxonomy version; always "1.0" upstream, do not rely on it.'
+    )
+    item_count: int = strawberry.field(description="Number of items in the run.")
+    size_bytes: int = strawberry.field(description="Size of the run's record file in bytes.")
+    row: strawberry.Private[RunRow]
+
+    def global_id(self) -> strawberry.ID:
+        return to_global_id("Execution", self.execution_id)
+
+    @classmethod
+    def from_row(cls, row: RunRow) -> Execution:
+        """Wrap an index row; reads nothing."""
+        return cls(
+            execution_id=row.execution_id,
+            config_name=row.config_name,
+            timestamp=row.timestamp,
+            user_id=row.user_id,
+            session_id=row.session_id,
+            execution_mode=row.execution_mode,
+            safety_level=row.safety_level,
+            used_seed=None if row.used_seed is None else BigInt(row.used_seed),
+            total_execution_time=row.total_execution_time,
+            taxonomy_version=row.taxonomy_version,
+            item_count=row.item_count,
+            size_bytes=row.size,
+            row=row,
+        )
+
+    def record(self, info: Info) -> ExecutionRecord:
+        """The whole record, read at most once per request."""
+        return info.context.record((self.execution_id, self.row.file_name))
+
+    @strawberry.field(description="The run's items in chronological order, optionally filtered.")
+    async def items(
+        self,
+        info: Info,
+        filter: Annotated[
+            ItemFilter | None, strawberry.argument(description="Only items matching this filter.")
+        ] = None,
+    ) -> list[ExecutionItem]:
+        record = self.record(info)
+        crit = item_criteria(filter)
+        positions: list[int] | range = range(len(record.items))
+        if crit is not None:
+            positions = await info.context.positions.load((self.row.rid, crit))
+        return [
+            ExecutionItem.build(self, record, pos) for pos in positions if pos < len(record.items)
+        ]
+
+
+@strawberry.type(
+    description="One event of a run: an input, a translation, a safety decision, "
+    "an interception iteration, an output, an error, ..."
+)
+class ExecutionItem(Node):
+    sequence_number: int = strawberry.field(description="1-based position within the run.")
+    timestamp: datetime = strawberry.field(description="When the event happened, as stored.")
+    stage: int = strawberry.field(
+        description="0 start, 1 translation+safety, 2 interception, 3 pre-output safety, "
+        "4 output, 5 complete; pipeline errors carry the stage they failed in."
+    )
+    stage_iteration: int | None = strawberry.field(
+        description="Stage 2 only: 1..N for recursive configs (Stille Post: 8)."
+    )
+    loop_iteration: int | None = strawberry.field(
+        description="Stages 3-4: 1-based index of the output pass; a safety check and the "
+        "output of one pass share it."
+    )
+    media_type: MediaType = strawberry.field(description="Media of the item.")
+    raw_media_type: str = strawberry.field(description="The media type exactly as on disk.")
+    item_type: ItemType = strawberry.field(
+        description="Kind of event; UNKNOWN for types this version does not know."
+    )
+    raw_item_type: str = strawberry.field(description="The item type exactly as on disk.")
+    content: str | None = strawberry.field(
+        description="Prompt, translation, interception text, block reason or error message."
+    )
+    file_path: str | None = strawberry.field(
+        description="Output reference, NOT reliably a path: a ComfyUI job id, a URL or a "
+        "server path."
+    )
+    config_used: str | None = strawberry.field(description="Config used, e.g. sd35_large.")
+    model_used: str | None = strawberry.field(
+        description="Model, e.g. gpt-oss; null for fast-path checks, 'unknown' for ComfyUI."
+    )
+    backend_type: str | None = strawberry.field(
+        description="ollama, comfyui or openrouter (older files call it backend_used)."
+    )
+    execution_time: float | None = strawberry.field(description="Duration in seconds.")
+    metadata: JSON = strawberry.field(
+        description="Free-form metadata; keys vary by item type and over time."
+    )
+    execution: Execution = strawberry.field(description="The run this item belongs to.")
+    pos: strawberry.Private[int]
+
+    def global_id(self) -> strawberry.ID:
+        return to_global_id("ExecutionItem", item_local_id(self.execution.execution_id, self.pos))
+
+    @classmethod
+    def build(cls, execution: Execution, record: ExecutionRecord, pos: int) -> ExecutionItem:
+        """Wrap item ``pos`` of ``record``."""
+        item = record.items[pos]
+        return cls(
+            pos=pos,
+            sequence_number=item.sequence_number,
+            timestamp=item.timestamp,
+            stage=item.stage,
+            stage_iteration=item.stage_iteration,
+            loop_iteration=item.loop_iteration,
+            media_type=media_type_of(item.media_type),
+            raw_media_type=item.media_type,
+            item_type=item_type_of(item.item_type),
+            raw_item_type=item.item_type,
+            content=item.content,
+            file_path=item.file_path,
+            config_used=item.config_used,
+            model_used=item.model_used,
+            backend_type=item.backend_type,
+            execution_time=item.execution_time,
+            metadata=JSON(item.metadata),
+            execution=execution,
+        )

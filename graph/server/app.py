@@ -1,0 +1,214 @@
+"""The app factory: ``create_app(settings)`` builds the Starlette app that uvicorn serves.
+
+Routes:
+
+* ``/graphql``: GraphQL over POST (and GraphiQL for browsers on GET, served offline);
+* ``/graphiql-assets/...``: GraphiQL's scripts and styles, installed with the package;
+* ``/exports/{token}``: download of a finished export; ``/exports/schema.xsd``: the XML schema;
+* ``/healthz``: liveness and index figures for probes;
+* ``/``: redirects browsers to GraphiQL.
+
+In front of the routes (outermost first): CORS, only when origins are configured; the request
+body limit (413); bearer-token identification (:mod:`graph.server.middleware`). The GraphQL
+endpoint itself, and what it refuses, is :mod:`graph.server.endpoint`.
+
+Start-up opens (or rebuilds) the index, syncs it with the store, starts following the index's
+change log for subscribers (whichever process synced), deletes expired exports (then on a timer)
+and starts the store watcher; shutdown stops them and closes the index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import os
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Final
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse
+from starlette.routing import Mount, Route, WebSocketRoute
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from graph.access.tokens import TokenRegistry, open_bind_refusal
+from graph.api.context import AppState
+from graph.api.extensions.limits import watch_connection
+from graph.server.downloads import download_export, export_schema
+from graph.server.endpoint import ExecgraphGraphQL
+from graph.server.ide import graphiql_assets_app
+from graph.server.middleware import (
+    BearerBackend,
+    BodyLimit,
+    http_error,
+    on_auth_error,
+    server_error,
+)
+from graph.services.export_jobs import ExportJobs
+from graph.settings import Settings
+from storage.index import RecordIndex
+from storage.watcher import StoreWatcher
+
+log = logging.getLogger("execgraph")
+
+
+#: Allocations between two young-generation collections (CPython's default is 700). One list
+#: page allocates about a million short-lived objects; collecting every 700 of them costs
+#: latency and finds nothing, as nearly all die by reference counting.
+GC_THRESHOLD: Final = 20_000
+
+
+def settle_garbage_collector() -> None:
+    """Keep the collector off the long-lived objects, once start-up is done.
+
+    The schema, the app and the imported modules are some hundred thousand objects that live as
+    long as the process. ``gc.freeze()`` moves them out of the collector's view, so that a full
+    collection, which used to walk them all in the middle of some request, stays short: the
+    long tail (p99) of every request class comes down. The threshold is raised for the same
+    reason (see :data:`GC_THRESHOLD`).
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD, middle, old)
+
+
+def create_app(settings: Settings, *, index: RecordIndex | None = None) -> Starlette:
+    """Build the app for ``settings``; pass ``index`` to reuse one already open and synced.
+
+    Raises ValueError when ``settings`` would serve without tokens on a non-loopback address,
+    and :class:`graph.access.tokens.TokenConfigError` when the configured tokens cannot be read.
+    """
+    refusal = open_bind_refusal(
+        settings.host,
+        tokens_configured=settings.tokens_configured,
+        insecure_no_auth=settings.insecure_no_auth,
+    )
+    if refusal is not None:
+        raise ValueError(refusal)
+    registry = TokenRegistry(settings.tokens_file, settings.token_hashes)
+    own_index = index is None
+    if index is None:
+        index = RecordIndex(
+            settings.store,
+            settings.index_path,
+            max_file_bytes=settings.max_file_bytes,
+            on_reader=watch_connection,
+        )
+    else:
+        index.set_reader_hook(watch_connection)
+    state = AppState(settings=settings, index=index, exports=ExportJobs(settings, index))
+    watcher = StoreWatcher(
+        index,
+        mode=settings.watch_mode,
+        poll_interval_ms=settings.poll_interval_ms,
+        rescan_interval_s=settings.rescan_interval_s,
+    )
+
+    index.add_listener(state.broadcaster.publish)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if own_index:
+            index.open()
+            if settings.startup_sync:
+                report = index.sync()
+                log.info(
+                    "index synced: %d files, %d added, %d changed, %d removed, %d not servable",
+                    report.scanned,
+                    report.added,
+                    report.updated,
+                    report.removed,
+                    report.invalid,
+                )
+        # Subscribers hear of every change logged from now on, by any process on this index.
+        state.broadcaster.bind(asyncio.get_running_loop(), index)
+        # Expired exports are deleted now and then on a timer, files and job records alike.
+        purger = asyncio.create_task(state.exports.purge_forever(), name="execgraph-purge")
+        settle_garbage_collector()
+        if settings.watch:
+            # Without a start-up sync (the CLI synced just before), the watcher catches up
+            # on anything that changed in between, in its own thread.
+            watcher.start(initial_sync=not settings.startup_sync)
+        try:
+            yield
+        finally:
+            state.broadcaster.close()
+            purger.cancel()
+            await state.exports.close()
+            watcher.stop()
+            if own_index:
+                index.close()
+
+    graphql = ExecgraphGraphQL(
+        state,
+        registry,
+        graphql_ide="graphiql" if settings.graphiql else None,
+        allow_queries_via_get=False,
+        # Only the maintained protocol; the legacy graphql-ws one is off (see README).
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        connection_init_wait_timeout=timedelta(seconds=settings.connection_init_timeout_s),
+        max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+        allowed_origins=settings.allowed_origins,
+    )
+
+    async def healthz(request: Request) -> JSONResponse:
+        # pid and subscribers: which worker process answered, and how many it serves.
+        return JSONResponse(
+            {
+                "status": "ok",
+                "watching": watcher.running,
+                "pid": os.getpid(),
+                "subscribers": state.broadcaster.subscriber_count,
+            }
+        )
+
+    async def root(request: Request) -> RedirectResponse:
+        return RedirectResponse("/graphql")
+
+    middleware = [
+        Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+        Middleware(
+            AuthenticationMiddleware, backend=BearerBackend(registry), on_error=on_auth_error
+        ),
+    ]
+    if settings.allowed_origins:
+        cors = Middleware(
+            CORSMiddleware,
+            allow_origins=settings.allowed_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
+        middleware.insert(0, cors)
+
+    app = Starlette(
+        middleware=middleware,
+        # Starlette's own 404s, 405s and 500s GraphQL-shaped too (not text/plain).
+        exception_handlers={StarletteHTTPException: http_error, Exception: server_error},
+        routes=[
+            Route("/", root),
+            Route("/healthz", healthz),
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Mount("/graphiql-assets", app=graphiql_assets_app(), name="graphiql-assets"),
+            Route("/exports/schema.xsd", export_schema),
+            Route("/exports/{token}", download_export(state)),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.execgraph = state
+    app.state.watcher = watcher
+    return app
+
+
+def app_from_env() -> Starlette:
+    """App factory for ``uvicorn --factory``: settings from EXECGRAPH_* environment variables."""
+    return create_app(Settings())  # store and the rest come from the environment
