@@ -7,7 +7,7 @@ event stream is created, so the subscription is refused at once.
 
 Who is asking comes from the connection the context was built for: Starlette's
 ``scope["user"]``, set by :class:`graph.server.middleware.BearerBackend` from the ``Authorization``
-header, or after ``connection_init`` on a WebSocket (see :mod:`graph.server.app`).
+header, or after ``connection_init`` on a WebSocket (see :mod:`graph.server.endpoint`).
 """
 
 from __future__ import annotations

@@ -69,9 +69,9 @@ PositionsKey = tuple[int, ItemCriteria]
 class Context:
     """The context of one GraphQL request.
 
-    Its loaders and the cache's version check are made on first use: a request that reads no
-    record and counts nothing (``{ __typename }``, a page of summaries with a cached count)
-    pays for none of them.
+    Its record cache, its loader and the cache's version check are made on first use: a
+    request that reads no record and counts nothing (``{ __typename }``, a page of summaries
+    with a cached count) pays for none of them.
     """
 
     def __init__(self, state: AppState, request: Any = None, response: Any = None) -> None:

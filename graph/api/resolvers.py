@@ -1,7 +1,7 @@
 """Resolvers of the Query root: argument checks, then one index query, then thin wrapping.
 
-No resolver here opens a record file: runs come from the index, and item content is loaded by
-the request's DataLoader only when an item field asks for it.
+Runs come from the index; a record file is read (through the request context, each file at
+most once per request) only when item fields are asked for.
 """
 
 from __future__ import annotations

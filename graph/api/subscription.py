@@ -2,7 +2,7 @@
 
 Each event carries the run as ``executions`` would list it; a filter applies exactly as it does
 there (the index answers "which of these new ids match"). Item fields are read fresh for every
-event: the subscription's loaders are cleared before each one.
+event: the subscription's context forgets its reads before each one.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ Routes:
 * ``/graphql``: GraphQL over POST (and GraphiQL for browsers on GET, served offline);
 * ``/graphiql-assets/...``: GraphiQL's scripts and styles, installed with the package;
 * ``/exports/{token}``: download of a finished export; ``/exports/schema.xsd``: the XML schema;
-* ``/healthz``: liveness and index figures for probes;
+* ``/healthz``: liveness for probes, whether the watcher runs, and which process answered
+  (its pid and subscriber count);
 * ``/``: redirects browsers to GraphiQL.
 
 In front of the routes (outermost first): CORS, only when origins are configured; the request

@@ -7,8 +7,8 @@ under ``graph/static/graphiql/assets`` (shipped as package data, see
 ``graph/static/graphiql/VENDORED.md`` for versions and provenance) and this module
 renders our own page that refers only to them:
 
-* :func:`graphiql_html` builds the page. The lead's ``strawberry.asgi.GraphQL``
-  subclass returns it from ``render_graphql_ide``.
+* :func:`graphiql_html` builds the page; the endpoint (:mod:`graph.server.endpoint`)
+  returns it from ``render_graphql_ide``.
 * :func:`graphiql_assets_app` serves :data:`ASSET_DIR`; the application mounts it
   at the ``assets_url`` given to :func:`graphiql_html` (``/graphiql-assets`` by
   default).

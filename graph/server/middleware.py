@@ -4,8 +4,8 @@ front of the routes (request body size, bearer-token identification).
 **Media types** (GraphQL over HTTP): an answer is ``application/graphql-response+json`` when the
 client's ``Accept`` prefers it, and ``application/json`` otherwise (no ``Accept``, ``*/*``, or JSON
 preferred), as legacy clients expect; :func:`response_media_type` decides. With the new type the
-status code tells the outcome (4xx for a request error, see :mod:`graph.server.app`); with JSON a
-well-formed request is answered 200, errors in the body.
+status code tells the outcome (4xx for a request error, see :mod:`graph.server.endpoint`); with
+JSON a well-formed request is answered 200, errors in the body.
 
 **Refusals** (:func:`error_response`) are GraphQL-shaped in both: ``{"errors": [{"message": ...,
 "extensions": {"code": ...}}]}``, plus ``"data": null`` in ``application/json`` (as it always was).

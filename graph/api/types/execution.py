@@ -1,8 +1,8 @@
 """A run (``Execution``) and its events (``ExecutionItem``).
 
 Summary fields of a run are plain attributes filled from the index row: listing runs reads no
-record file. ``items`` is the one field that needs the file; it goes through the request's
-DataLoader, so a page of runs with their items reads each file once.
+record file. ``items`` is the one field that needs the file; it goes through the request
+context, which reads each file at most once per request.
 """
 
 from __future__ import annotations
