@@ -3,7 +3,8 @@
 Every row repeats its run's columns, so a table can be filtered or grouped by any of them
 without a join. A run without items still yields one row, its item columns empty, so no run is
 lost by a reader that counts rows per run. The column order is part of the published format
-(``COLUMNS``): run columns first, then item columns; the item's own time is ``item_timestamp``.
+(``COLUMNS``): the run's fields, then the item's, in the models' order (``exports.record_fields``);
+the item's own time is ``item_timestamp``.
 Item ``metadata`` is one compact JSON object per cell.
 
 Encoding and dialect: UTF-8 *without* a byte-order mark, comma separated, ``"``-quoted where
@@ -27,42 +28,22 @@ import csv
 import io
 import math
 from collections.abc import Iterable
+from datetime import datetime
+from operator import attrgetter
 from typing import Any, BinaryIO, ClassVar, Final
 
 from exports.base import ExportMeta, ExportOptions, ProgressCallback
 from exports.json_exporter import dumps, utf8_bytes
+from exports.record_fields import ITEM_FIELDS, RUN_FIELDS
 from storage.models import ExecutionItem, ExecutionRecord
 
-#: Columns describing the run, repeated on each of its rows.
-RUN_COLUMNS: Final[tuple[str, ...]] = (
-    "execution_id",
-    "config_name",
-    "timestamp",
-    "user_id",
-    "session_id",
-    "execution_mode",
-    "safety_level",
-    "used_seed",
-    "total_execution_time",
-    "taxonomy_version",
-)
+#: Columns describing the run, repeated on each of its rows: the run's fields.
+RUN_COLUMNS: Final[tuple[str, ...]] = RUN_FIELDS
 
-#: Columns describing one item; empty for a run without items.
-ITEM_COLUMNS: Final[tuple[str, ...]] = (
-    "sequence_number",
-    "item_timestamp",
-    "stage",
-    "stage_iteration",
-    "loop_iteration",
-    "media_type",
-    "item_type",
-    "content",
-    "file_path",
-    "config_used",
-    "model_used",
-    "backend_type",
-    "execution_time",
-    "metadata",
+#: Columns describing one item (its fields; its time is ``item_timestamp``); empty for a run
+#: without items.
+ITEM_COLUMNS: Final[tuple[str, ...]] = tuple(
+    "item_timestamp" if name == "timestamp" else name for name in ITEM_FIELDS
 )
 
 #: The header row, in order.
@@ -74,6 +55,8 @@ FORMULA_TRIGGERS: Final[tuple[str, ...]] = ("=", "+", "-", "@", "\t", "\r")
 _BOM: Final[bytes] = b"\xef\xbb\xbf"
 _FLUSH_AT: Final[int] = 1 << 16
 _EMPTY_ITEM: Final[tuple[str, ...]] = ("",) * len(ITEM_COLUMNS)
+_run_values: Final = attrgetter(*RUN_FIELDS)
+_item_values: Final = attrgetter(*ITEM_FIELDS)
 
 
 def _number(value: float) -> str:
@@ -96,7 +79,8 @@ class CsvExporter:
         self.neutralize_formulas = neutralize_formulas
 
     def cell(self, value: Any) -> str:
-        """Format one value: empty for null, numbers as numbers, text neutralised if needed."""
+        """Format one value: empty for null, numbers as numbers, times in ISO 8601, objects as
+        JSON, text neutralised if needed."""
         if value is None:
             return ""
         if isinstance(value, bool):
@@ -105,7 +89,12 @@ class CsvExporter:
             return str(value)
         if isinstance(value, float):
             return _number(value)
-        text = value if isinstance(value, str) else dumps(value)
+        if isinstance(value, str):
+            text = value
+        elif isinstance(value, datetime):
+            text = value.isoformat()
+        else:
+            text = dumps(value)
         if self.neutralize_formulas and text.startswith(FORMULA_TRIGGERS):
             return "'" + text
         return text
@@ -113,38 +102,12 @@ class CsvExporter:
     def run_cells(self, record: ExecutionRecord) -> list[str]:
         """The run columns of ``record``."""
         cell = self.cell
-        return [
-            cell(record.execution_id),
-            cell(record.config_name),
-            cell(record.timestamp.isoformat()),
-            cell(record.user_id),
-            cell(record.session_id),
-            cell(record.execution_mode),
-            cell(record.safety_level),
-            cell(record.used_seed),
-            cell(record.total_execution_time),
-            cell(record.taxonomy_version),
-        ]
+        return [cell(value) for value in _run_values(record)]
 
     def item_cells(self, item: ExecutionItem) -> list[str]:
         """The item columns of ``item``."""
         cell = self.cell
-        return [
-            cell(item.sequence_number),
-            cell(item.timestamp.isoformat()),
-            cell(item.stage),
-            cell(item.stage_iteration),
-            cell(item.loop_iteration),
-            cell(item.media_type),
-            cell(item.item_type),
-            cell(item.content),
-            cell(item.file_path),
-            cell(item.config_used),
-            cell(item.model_used),
-            cell(item.backend_type),
-            cell(item.execution_time),
-            cell(dumps(item.metadata)),
-        ]
+        return [cell(value) for value in _item_values(item)]
 
     def write(
         self,

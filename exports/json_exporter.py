@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from typing import Any, BinaryIO, ClassVar, Final
 
 from exports.base import ExportMeta, ExportOptions, ProgressCallback
+from exports.record_fields import disk_dict
 from storage.models import ExecutionRecord
 
 #: Version of the export layout (the ``export`` header, the CSV columns, the XML namespace).
@@ -78,7 +79,7 @@ class JsonExporter:
         written = 0
         for record in records:
             separator = "\n" if written == 0 else ",\n"
-            out.write(utf8_bytes(separator + dumps(record.to_disk_dict())))
+            out.write(utf8_bytes(separator + dumps(disk_dict(record))))
             written += 1
             if progress is not None:
                 progress(written)

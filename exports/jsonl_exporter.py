@@ -19,6 +19,7 @@ from typing import BinaryIO, ClassVar, Final
 
 from exports.base import ExportMeta, ExportOptions, ProgressCallback
 from exports.json_exporter import dumps, utf8_bytes
+from exports.record_fields import disk_dict
 from storage.models import ExecutionRecord
 
 _UNICODE_LINE_BREAKS: Final = re.compile("[\u0085\u2028\u2029]")
@@ -30,7 +31,7 @@ def _escape_line_break(match: re.Match[str]) -> str:
 
 def record_line(record: ExecutionRecord) -> bytes:
     """One record as one UTF-8 line, newline included."""
-    line = dumps(record.to_disk_dict())
+    line = dumps(disk_dict(record))
     if _UNICODE_LINE_BREAKS.search(line):
         line = _UNICODE_LINE_BREAKS.sub(_escape_line_break, line)
     return utf8_bytes(line + "\n")

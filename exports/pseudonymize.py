@@ -42,21 +42,13 @@ MIN_KEY_BYTES: Final[int] = 16
 #: Ids shorter than this are not searched for inside other text.
 MIN_SEARCHED_ID_LENGTH: Final[int] = 4
 
-_ITEM_TEXT_FIELDS: Final[tuple[str, ...]] = (
-    "media_type",
-    "item_type",
-    "content",
-    "file_path",
-    "config_used",
-    "model_used",
-    "backend_type",
+#: Fields replaced whole (the ids) or kept (the run's key); every other field of the record and
+#: of its items has the ids replaced wherever they occur in it (numbers and times hold none).
+_NOT_SEARCHED_RUN_FIELDS: Final = frozenset({"execution_id", "user_id", "session_id", "items"})
+_SEARCHED_RUN_FIELDS: Final[tuple[str, ...]] = tuple(
+    name for name in ExecutionRecord.model_fields if name not in _NOT_SEARCHED_RUN_FIELDS
 )
-_RECORD_TEXT_FIELDS: Final[tuple[str, ...]] = (
-    "config_name",
-    "execution_mode",
-    "safety_level",
-    "taxonomy_version",
-)
+_SEARCHED_ITEM_FIELDS: Final[tuple[str, ...]] = tuple(ExecutionItem.model_fields)
 
 
 class Pseudonymizer:
@@ -104,7 +96,7 @@ class Pseudonymizer:
             "session_id": session,
             "items": [scrub.item(item) for item in record.items],
         }
-        for name in _RECORD_TEXT_FIELDS:
+        for name in _SEARCHED_RUN_FIELDS:
             update[name] = scrub.value(getattr(record, name))
         return record.model_copy(update=update)
 
@@ -185,10 +177,7 @@ class _Scrubber:
     def item(self, item: ExecutionItem) -> ExecutionItem:
         if self._pattern is None:
             return item
-        update: dict[str, Any] = {
-            name: self.value(getattr(item, name)) for name in _ITEM_TEXT_FIELDS
-        }
-        update["metadata"] = self.value(item.metadata)
+        update = {name: self.value(getattr(item, name)) for name in _SEARCHED_ITEM_FIELDS}
         return item.model_copy(update=update)
 
 

@@ -3,9 +3,10 @@
 The schema ships as ``exports/assets/execgraph-export.xsd`` (namespace ``urn:execgraph:export:1``,
 see ``exports.registry.xsd_path``) so that researchers can validate a file and import it with
 XPath/XSLT or their qualitative data analysis software's XML import. Element names are the JSON
-export's keys; runs come in the order requested and items in chronological order, with every
-field present (null as ``xsi:nil="true"``). Item metadata and the export's selection are compact
-JSON objects as text: lossless and independent of which metadata keys the tracker writes.
+export's keys, in the models' order (``exports.record_fields``); runs come in the order requested
+and items in chronological order, with every field present (null as ``xsi:nil="true"``). Item
+metadata and the export's selection are compact JSON objects as text: lossless and independent
+of which metadata keys the tracker writes.
 
 The document is streamed with lxml's incremental writer (``etree.xmlfile``): each run is written
 as it arrives and memory does not grow with the number of runs. lxml escapes markup (``<``,
@@ -26,6 +27,7 @@ from lxml import etree
 
 from exports.base import ExportMeta, ExportOptions, ProgressCallback
 from exports.json_exporter import EXPORT_FORMAT_VERSION, dumps
+from exports.record_fields import ITEM_FIELDS, RUN_FIELDS
 from storage.models import ExecutionItem, ExecutionRecord
 
 if TYPE_CHECKING:
@@ -39,7 +41,8 @@ _NIL: Final[dict[str, str]] = {f"{{{XSI_NAMESPACE}}}nil": "true"}
 _NOT_XML_CHAR: Final = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
-Scalar = str | int | float | bool | datetime | None
+#: A value of an element: a JSON object (metadata, the selection) is written as JSON text.
+Scalar = str | int | float | bool | datetime | dict[str, Any] | None
 
 
 def xml_text(text: str) -> str:
@@ -85,6 +88,8 @@ def _lexical(value: Scalar) -> str | None:
         return xml_double(value)
     if isinstance(value, datetime):
         return xml_datetime(value)
+    if isinstance(value, dict):
+        return xml_text(dumps(value))
     return xml_text(value)
 
 
@@ -137,19 +142,8 @@ class XmlExporter:
 
     def _run(self, xf: _IncrementalFileWriter, record: ExecutionRecord) -> None:
         with xf.element(_q("run")):
-            for name, value in (
-                ("execution_id", record.execution_id),
-                ("config_name", record.config_name),
-                ("timestamp", record.timestamp),
-                ("user_id", record.user_id),
-                ("session_id", record.session_id),
-                ("execution_mode", record.execution_mode),
-                ("safety_level", record.safety_level),
-                ("used_seed", record.used_seed),
-                ("total_execution_time", record.total_execution_time),
-                ("taxonomy_version", record.taxonomy_version),
-            ):
-                self._leaf(xf, name, value)
+            for name in RUN_FIELDS:
+                self._leaf(xf, name, getattr(record, name))
             with xf.element(_q("items")):
                 for item in record.items:
                     xf.write("\n")
@@ -158,26 +152,7 @@ class XmlExporter:
                     xf.write("\n")
 
     def _item(self, xf: _IncrementalFileWriter, item: ExecutionItem) -> None:
-        self._fields(
-            xf,
-            "item",
-            (
-                ("sequence_number", item.sequence_number),
-                ("timestamp", item.timestamp),
-                ("stage", item.stage),
-                ("stage_iteration", item.stage_iteration),
-                ("loop_iteration", item.loop_iteration),
-                ("media_type", item.media_type),
-                ("item_type", item.item_type),
-                ("content", item.content),
-                ("file_path", item.file_path),
-                ("config_used", item.config_used),
-                ("model_used", item.model_used),
-                ("backend_type", item.backend_type),
-                ("execution_time", item.execution_time),
-                ("metadata", dumps(item.metadata)),
-            ),
-        )
+        self._fields(xf, "item", ((name, getattr(item, name)) for name in ITEM_FIELDS))
 
     def _fields(
         self,

@@ -158,23 +158,8 @@ class ExecutionItem(BaseModel):
         return self.item_type in KNOWN_ITEM_TYPES
 
     def to_disk_dict(self) -> dict[str, Any]:
-        """The item in the current on-disk shape (``backend_type``, all 14 keys)."""
-        return {
-            "backend_type": self.backend_type,
-            "config_used": self.config_used,
-            "content": self.content,
-            "execution_time": self.execution_time,
-            "file_path": self.file_path,
-            "item_type": self.item_type,
-            "loop_iteration": self.loop_iteration,
-            "media_type": self.media_type,
-            "metadata": self.metadata,
-            "model_used": self.model_used,
-            "sequence_number": self.sequence_number,
-            "stage": self.stage,
-            "stage_iteration": self.stage_iteration,
-            "timestamp": self.timestamp.isoformat(),
-        }
+        """The item in the current on-disk shape: every field (``backend_type``), keys sorted."""
+        return {name: _on_disk(getattr(self, name)) for name in _ITEM_KEYS}
 
 
 class ExecutionRecord(BaseModel):
@@ -196,16 +181,14 @@ class ExecutionRecord(BaseModel):
 
     def to_disk_dict(self) -> dict[str, Any]:
         """The record in the current on-disk shape, keys sorted as the writer sorts them."""
-        return {
-            "config_name": self.config_name,
-            "execution_id": self.execution_id,
-            "execution_mode": self.execution_mode,
-            "items": [item.to_disk_dict() for item in self.items],
-            "safety_level": self.safety_level,
-            "session_id": self.session_id,
-            "taxonomy_version": self.taxonomy_version,
-            "timestamp": self.timestamp.isoformat(),
-            "total_execution_time": self.total_execution_time,
-            "used_seed": self.used_seed,
-            "user_id": self.user_id,
-        }
+        disk = {name: _on_disk(getattr(self, name)) for name in _RECORD_KEYS}
+        disk["items"] = [item.to_disk_dict() for item in self.items]
+        return disk
+
+
+def _on_disk(value: object) -> object:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+_ITEM_KEYS: Final = sorted(ExecutionItem.model_fields)
+_RECORD_KEYS: Final = sorted(ExecutionRecord.model_fields)

@@ -26,7 +26,7 @@ from exports.report import (
     resolve_media,
     shorten,
 )
-from storage.models import ExecutionRecord
+from storage.models import KNOWN_ITEM_TYPES, ExecutionRecord
 from tests.factory import BASE_TIME, Shape, item_dict, record, record_dict
 
 HOSTILE_SNIPPETS: dict[str, str] = {
@@ -179,6 +179,23 @@ def test_unknown_item_types_are_shown_with_their_raw_name() -> None:
     assert other[0].title == "interception_dream (unknown item type)"
     assert other[0].text == "zzz"
     assert ("metadata.depth", "3") in [(f.label, f.value) for f in other[0].fields]
+
+
+def test_every_item_type_of_the_taxonomy_has_a_section_of_its_own() -> None:
+    """The report's sections name item types by hand: each known one must be placed."""
+    extra = [
+        item_dict(0, item_type, stage=2, at=BASE_TIME, content="x")
+        for item_type in sorted(KNOWN_ITEM_TYPES)
+    ]
+    report = build_report(record(shape="text", extra_items=extra))
+    misplaced = sorted(
+        entry.item_type
+        for section in report.sections
+        if section.title == "Other items"
+        for entry in section.entries
+    )
+    assert not misplaced, f"exports/report.py: give {misplaced} a section (_SECTIONS)"
+    assert not [e.title for e in entries(report) if "unknown" in e.title]
 
 
 def test_every_item_appears_exactly_once() -> None:
