@@ -12,8 +12,10 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
+import graphql
 import httpx2
 
 #: Every scalar field of a run, as the UI's detail view asks for them.
@@ -27,18 +29,14 @@ ITEM_FIELDS: Final = (
     "itemType rawItemType content filePath configUsed modelUsed backendType executionTime metadata"
 )
 
-#: ItemType names of the published schema (schema.graphql), lower-cased as on disk.
-KNOWN_ITEM_TYPES: Final = frozenset(
-    (
-        "user_input_text", "user_input_image", "user_input_audio", "user_input_video",
-        "translation_result", "stage1_safety_check", "stage1_safety_check_image",
-        "stage1_blocked", "stage1_correction", "interception_iteration", "interception_final",
-        "interception_image_transformation", "interception_style_transfer",
-        "stage3_safety_check", "stage3_blocked", "output_image", "output_audio", "output_music",
-        "output_video", "output_3d", "output_animation", "output_hybrid", "pipeline_start",
-        "pipeline_complete", "pipeline_error", "stage_transition", "backend_switch",
-    )
-)  # fmt: skip
+#: The published contract, which the expected values are read from (never the server's code).
+PUBLISHED: Final = graphql.build_schema(
+    (Path(__file__).resolve().parents[2] / "schema.graphql").read_text("utf-8")
+)
+_ITEM_TYPE: Final = PUBLISHED.type_map["ItemType"]
+assert isinstance(_ITEM_TYPE, graphql.GraphQLEnumType)
+#: ItemType names of the published schema, lower-cased as on disk.
+KNOWN_ITEM_TYPES: Final = frozenset(name.lower() for name in _ITEM_TYPE.values if name != "UNKNOWN")
 #: MediaType names of the published schema, keyed by the value on disk.
 KNOWN_MEDIA_TYPES: Final = {
     "text": "TEXT",
