@@ -2,11 +2,12 @@
 
 Exporters only write bytes; this module owns everything around them, without any web import:
 
-* **Atomic files.** The exporter writes into a hidden temporary file in ``export_dir``
-  (``.tmp-<random>.part``, mode 0600, never matching a final name) while SHA-256 and size are
-  computed on the way; the file is fsynced and only then renamed (``os.replace``) to its final
-  name. On any failure every file this export created is removed, and the error is re-raised as
-  ``ExportFailedError`` with a message safe to show (the original is its ``__cause__``).
+* **Atomic files.** The exporter writes through :func:`storage.files.atomic_writer` (a hidden
+  temporary file beside the final name, mode 0600, never matching a final name) while SHA-256
+  and size are computed on the way; the file is renamed to its final name only when complete
+  and synced. On any failure every file this export created is removed, and the error is
+  re-raised as ``ExportFailedError`` with a message safe to show (the original is its
+  ``__cause__``).
 * **Unguessable names.** The final name is ``<token>.<download name>``, e.g.
   ``kX3v9Qp2LrT0aZb7Yc1D_w.execgraph-2026-11-24-143000.csv``: ``token`` is
   ``secrets.token_urlsafe(16)`` (128 bits, ``[A-Za-z0-9_-]{22}``, never containing a dot), the
@@ -52,6 +53,7 @@ from exports.base import ExportMeta, ExportOptions
 from exports.errors import ExportError, ExportFailedError, MissingPseudonymKeyError
 from exports.pseudonymize import Pseudonymizer
 from exports.registry import get_exporter
+from storage.files import TEMPORARY_NAME, append_durably, atomic_writer, write_atomic
 from storage.models import ExecutionRecord
 
 if TYPE_CHECKING:
@@ -68,7 +70,8 @@ FINAL_NAME_PATTERN: Final = re.compile(
 )
 SIDECAR_SUFFIX: Final[str] = ".meta.json"
 _SIDECAR_PATTERN: Final = re.compile(r"(?P<token>[A-Za-z0-9_-]{22})\.meta\.json")
-_TEMP_PATTERN: Final = re.compile(r"\.tmp-[A-Za-z0-9_-]{16}\.part")
+#: Temporary files of versions before storage.files (now: storage.files.TEMPORARY_NAME).
+_OLD_TEMP_PATTERN: Final = re.compile(r"\.tmp-[A-Za-z0-9_-]{16}\.part")
 _SIDECAR_MAX_BYTES: Final[int] = 64 * 1024
 
 #: Selection keys (compared lower-case, without ``_``) whose values may go into the audit log.
@@ -171,37 +174,6 @@ class _HashingWriter(io.BufferedWriter):
         return super().write(buffer)
 
 
-def _create_private(directory: Path, name: str) -> Path:
-    path = directory / name
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    return path
-
-
-def _temp_path(directory: Path) -> Path:
-    return _create_private(directory, f".tmp-{secrets.token_urlsafe(12)}.part")
-
-
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _write_atomic(directory: Path, final: Path, data: bytes) -> None:
-    temp = _temp_path(directory)
-    try:
-        with open(temp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, final)
-    finally:
-        temp.unlink(missing_ok=True)
-
-
 def _download_name(meta: ExportMeta, extension: str) -> str:
     at = meta.exported_at
     return (
@@ -237,12 +209,7 @@ def audit_selection_summary(selection: Mapping[str, Any]) -> dict[str, Any]:
 def _append_audit(audit_log: Path, line: dict[str, Any]) -> None:
     audit_log.parent.mkdir(parents=True, exist_ok=True)
     data = (json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8")
-    fd = os.open(audit_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    append_durably(audit_log, data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,9 +227,8 @@ class WrittenFile:
 
 @dataclass(frozen=True, slots=True)
 class _Written:
-    """A complete temporary file, not yet in place."""
+    """What an exporter wrote: size, hash and count of the records."""
 
-    temp: Path
     size: int
     digest: str
     count: int
@@ -289,12 +255,11 @@ class _Export:
     def write(
         self,
         records: Iterable[ExecutionRecord],
-        directory: Path,
+        raw: io.FileIO,
         options: ExportOptions,
         progress: Callable[[int], None] | None,
-        leftovers: list[Path],
     ) -> _Written:
-        """Write into a new private temporary file in ``directory``, hashing on the way."""
+        """Write into ``raw`` (an :func:`~storage.files.atomic_writer`), hashing on the way."""
         written = 0
         pseudonymizer = self.pseudonymizer
 
@@ -304,12 +269,9 @@ class _Export:
                 written += 1
                 yield pseudonymizer.record(record) if pseudonymizer else record
 
-        temp = _temp_path(directory)
-        leftovers.append(temp)
-        with _HashingWriter(io.FileIO(temp, "wb")) as out:
+        with _HashingWriter(raw) as out:
             self.exporter.write(stream(), self.file_meta, out, options=options, progress=progress)
             out.flush()
-            os.fsync(out.fileno())
             size = os.fstat(out.fileno()).st_size
             digest = out.digest.hexdigest()
         if written != self.meta.record_count:
@@ -318,7 +280,7 @@ class _Export:
                 f"records, got {written}. Please export again.",
                 format=self.exporter.format,
             )
-        return _Written(temp, size, digest, written)
+        return _Written(size, digest, written)
 
     def audit(
         self,
@@ -395,9 +357,9 @@ def run_export(
     sidecar = export_dir / f"{token}{SIDECAR_SUFFIX}"
     leftovers: list[Path] = []
     try:
-        written = export.write(records, export_dir, options, progress, leftovers)
+        with atomic_writer(final, mode=0o600) as raw:
+            written = export.write(records, raw, options, progress)
         leftovers.append(final)
-        os.replace(written.temp, final)
         created_at = datetime.now(UTC)
         result = ExportResult(
             file_name=file_name,
@@ -411,8 +373,7 @@ def run_export(
             expires_at=created_at + ttl,
         )
         leftovers.append(sidecar)
-        _write_atomic(export_dir, sidecar, _sidecar(result))
-        _fsync_dir(export_dir)
+        write_atomic(sidecar, _sidecar(result))
         export.audit(
             audit_log,
             written,
@@ -455,9 +416,8 @@ def export_to_path(
     output.parent.mkdir(parents=True, exist_ok=True)
     leftovers: list[Path] = []
     try:
-        written = export.write(records, output.parent, options, progress, leftovers)
-        os.chmod(written.temp, 0o666 & ~_umask())
-        os.replace(written.temp, output)
+        with atomic_writer(output, mode=0o666 & ~_umask()) as raw:
+            written = export.write(records, raw, options, progress)
         leftovers.append(output)
         created_at = datetime.now(UTC)
         export.audit(
@@ -528,6 +488,10 @@ def resolve_export(
     return result
 
 
+def _is_temporary(name: str) -> bool:
+    return bool(TEMPORARY_NAME.fullmatch(name) or _OLD_TEMP_PATTERN.fullmatch(name))
+
+
 def purge_expired(export_dir: Path, now: datetime | None = None) -> int:
     """Delete expired exports and stray files; return how many files were deleted.
 
@@ -555,10 +519,7 @@ def purge_expired(export_dir: Path, now: datetime | None = None) -> int:
             has_sidecar = os.path.lexists(export_dir / f"{final['token']}{SIDECAR_SUFFIX}")
             if not has_sidecar and entry.stat(follow_symlinks=False).st_mtime < stray_before:
                 doomed.add(name)
-        elif (
-            _TEMP_PATTERN.fullmatch(name) is not None
-            and entry.stat(follow_symlinks=False).st_mtime < stray_before
-        ):
+        elif _is_temporary(name) and entry.stat(follow_symlinks=False).st_mtime < stray_before:
             doomed.add(name)
     removed = 0
     for name in sorted(doomed):

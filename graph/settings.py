@@ -8,7 +8,6 @@ import time: :func:`graph.server.app.create_app` takes one.
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,6 +16,7 @@ import platformdirs
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from storage.files import create_atomic
 from storage.reader import DEFAULT_MAX_FILE_BYTES
 
 
@@ -179,9 +179,7 @@ class Settings(BaseSettings):
         path = Path(platformdirs.user_data_dir("execgraph", appauthor=False)) / "pseudonym.key"
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w", encoding="ascii") as fh:
-                fh.write(secrets.token_hex(32))
+            create_atomic(path, secrets.token_hex(32).encode("ascii"))  # or another process did
         return path.read_text(encoding="ascii").strip().encode("ascii")
 
     @property

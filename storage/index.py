@@ -49,6 +49,7 @@ from storage.extract import (
     extract,
     extract_batches,
 )
+from storage.files import replace_durably, sync_file
 from storage.reader import (
     DEFAULT_MAX_FILE_BYTES,
     FileEntry,
@@ -409,12 +410,7 @@ class RecordIndex:
             _create_indexes(conn)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.close()
-            # The new file must be on disk before it replaces the old one.
-            fd = os.open(building, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            sync_file(Path(building))  # on disk before it replaces the old one
         except BaseException:
             conn.close()
             _remove_database(building)
@@ -424,8 +420,7 @@ class RecordIndex:
         for suffix in ("-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(f"{self.index_path}{suffix}")
-        os.replace(building, self.index_path)
-        _fsync_directory(self.index_path.parent)
+        replace_durably(Path(building), self.index_path)
         self._writer = self._connect_checked()
         self._created_here = False
 
@@ -866,15 +861,6 @@ def _remove_database(path: str) -> None:
     for suffix in ("", "-wal", "-shm", "-journal"):
         with contextlib.suppress(FileNotFoundError):
             os.remove(f"{path}{suffix}")
-
-
-def _fsync_directory(directory: Path) -> None:
-    with contextlib.suppress(OSError):  # not every file system can
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _fetched(cursor: sqlite3.Cursor, size: int = 2000) -> Iterator[Any]:

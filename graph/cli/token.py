@@ -13,7 +13,6 @@ deleting its line revokes it.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -30,6 +29,7 @@ from graph.access.tokens import (
     read_tokens_file,
 )
 from graph.settings import Settings
+from storage.files import append_durably
 
 HEADER = (
     "# execgraph tokens: one 'role:sha256(token) [label]' per line (roles: reader, researcher,\n"
@@ -39,16 +39,14 @@ HEADER = (
 
 def add_token(tokens_file: Path, role: Role, label: str = "") -> str:
     """Create a token for ``role``, append its hash to ``tokens_file``, return the token."""
-    if tokens_file.exists():
+    new_file = not tokens_file.exists() or tokens_file.stat().st_size == 0
+    if not new_file:
         read_tokens_file(tokens_file)  # refuse to append to a file the server could not read
     token = new_token()
     entry = TokenEntry(role, hash_token(token), " ".join(label.split()))
     tokens_file.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(tokens_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    with os.fdopen(fd, "a", encoding="utf-8") as out:
-        if out.tell() == 0:
-            out.write(HEADER)
-        out.write(entry.line())
+    text = (HEADER if new_file else "") + entry.line()
+    append_durably(tokens_file, text.encode("utf-8"))  # one write of whole lines
     return token
 
 

@@ -20,12 +20,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
 import orjson
+
+from storage.files import write_atomic
 
 _ORJSON_OPTIONS: Final = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
 #: A negative exponent ending a number token (false alarms in strings only cost speed).
@@ -79,23 +80,13 @@ def write_like_tracker(
 
 
 def write_atomically(path: Path, record: dict[str, Any]) -> None:
-    """Write the record under a hidden temporary name in the same directory, then rename it.
+    """Write the record as :func:`storage.files.write_atomic` does (mode 0644, as the tracker's).
 
     The temporary name (``.<name>.tmp-<random>``) starts with a dot and does not end in
     ``.json``, so no reader or watcher takes it for a record; readers see the old state or the
     whole file, never a part of it.
     """
-    data = serialize_record(record)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(data)
-            _flush(stream)
-        os.chmod(temporary, 0o644)  # mkstemp creates 0600; the tracker's files are world-readable
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomic(path, serialize_record(record), mode=0o644)
 
 
 def _flush(stream: BinaryIO) -> None:

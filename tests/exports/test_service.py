@@ -22,6 +22,7 @@ from exports.errors import ExportFailedError, MissingPseudonymKeyError, UnknownF
 from exports.pseudonymize import Pseudonymizer
 from exports.registry import xsd_path
 from exports.service import ExportResult, purge_expired, resolve_export, run_export
+from storage.files import temporary_name
 from storage.models import ExecutionRecord
 from tests.exports.hostile import HOSTILE_SESSION, HOSTILE_USER, hostile_record
 from tests.exports.support import make_meta, mixed
@@ -323,9 +324,11 @@ def test_an_export_whose_audit_line_cannot_be_written_is_removed(tmp_path: Path)
 def test_purge_removes_expired_exports_and_stale_strays_only(tmp_path: Path) -> None:
     expired = export(tmp_path, ttl=timedelta(hours=1))
     fresh = export(tmp_path, ttl=timedelta(days=7))
-    stale_temp = tmp_path / ".tmp-AAAAAAAAAAAAAAAA.part"
+    stale_temp = temporary_name(tmp_path / ("A" * 22 + ".execgraph-2026-11-24-143000.csv"))
     stale_temp.write_bytes(b"partial")
-    live_temp = tmp_path / ".tmp-BBBBBBBBBBBBBBBB.part"
+    older_temp = tmp_path / ".tmp-AAAAAAAAAAAAAAAA.part"  # named as before storage.files
+    older_temp.write_bytes(b"partial")
+    live_temp = temporary_name(tmp_path / f"{fresh.token}.meta.json")
     live_temp.write_bytes(b"being written")
     orphan = tmp_path / ("C" * 22 + ".execgraph-2026-11-24-143000.csv")
     orphan.write_bytes(b"no sidecar")
@@ -333,13 +336,13 @@ def test_purge_removes_expired_exports_and_stale_strays_only(tmp_path: Path) -> 
     foreign.write_bytes(b"not ours")
     now = datetime.now(UTC) + timedelta(hours=2)
     old = time.time() - 3 * 3600
-    for path in (stale_temp, orphan, foreign):
+    for path in (stale_temp, older_temp, orphan, foreign):
         os.utime(path, (old, old))
     os.utime(live_temp, (now.timestamp(), now.timestamp()))
 
     removed = purge_expired(tmp_path, now=now)
 
-    assert removed == 4  # the expired export's two files, the stale temp, the orphan
+    assert removed == 5  # the expired export's two files, the stale temps, the orphan
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [fresh.file_name, f"{fresh.token}.meta.json", live_temp.name, foreign.name]
     )
