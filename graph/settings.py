@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import secrets
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 import platformdirs
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from storage.files import create_atomic
@@ -25,8 +25,64 @@ def cache_root() -> Path:
     return Path(platformdirs.user_cache_dir("execgraph", appauthor=False))
 
 
-class Settings(BaseSettings):
-    """Settings of one execgraph server."""
+class Limits(BaseModel):
+    """What the GraphQL schema enforces on every request (:mod:`graph.api.extensions.limits`,
+    :mod:`graph.api.paging`): declared here once, as settings of :class:`Settings`, which
+    extends this model (so each is an ``EXECGRAPH_`` variable too). ``Limits()`` holds the
+    defaults: the published schema is built with them.
+    """
+
+    default_page_size: int = Field(default=20, ge=1)
+    max_page_size: int = Field(default=500, ge=1)
+    max_query_depth: int = Field(
+        default=8,
+        ge=1,
+        description="Deepest field nesting of an operation (root fields are at depth 0; "
+        "introspection fields are bounded separately).",
+    )
+    max_aliases: int = Field(default=30, ge=0, description="Most aliases in one document.")
+    max_tokens: int = Field(
+        default=1000,
+        ge=100,
+        description="Most lexical tokens in one document (parsing stops beyond it); this also "
+        "bounds validation work. GraphiQL's introspection query has ~200, UI queries ~50.",
+    )
+    max_query_cost: int = Field(
+        default=25_000,
+        ge=1,
+        description="Most objects a query may return, counted before execution: page sizes "
+        "(first/last, else the default page size) multiplied along nested lists, "
+        "items_per_execution for each Execution.items.",
+    )
+    items_per_execution: int = Field(
+        default=20,
+        ge=1,
+        description="What Execution.items counts for in the query cost (runs hold ~5-20 items).",
+    )
+    request_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Queries running longer are stopped with TIMEOUT (index work included).",
+    )
+    production: bool = Field(
+        default=False,
+        description="Production mode: no field suggestions ('Did you mean ...') in errors, and "
+        "introspection only for requests with a valid token.",
+    )
+
+    @model_validator(mode="after")
+    def _page_sizes(self) -> Self:
+        if self.default_page_size > self.max_page_size:
+            raise ValueError("default_page_size must not exceed max_page_size")
+        return self
+
+    def limits(self) -> Limits:
+        """These limits alone (a copy that later changes to settings do not reach)."""
+        return Limits.model_validate(self.model_dump(include=set(Limits.model_fields)))
+
+
+class Settings(BaseSettings, Limits):
+    """Settings of one execgraph server (with the :class:`Limits` of its schema)."""
 
     model_config = SettingsConfigDict(env_prefix="EXECGRAPH_", extra="ignore")
 
@@ -37,8 +93,6 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
-    default_page_size: int = Field(default=20, ge=1)
-    max_page_size: int = Field(default=500, ge=1)
     max_file_bytes: int = Field(default=DEFAULT_MAX_FILE_BYTES, ge=1024)
     watch: bool = Field(default=True, description="Watch the store for new and changed files.")
     watch_mode: Literal["auto", "poll"] = Field(
@@ -99,47 +153,12 @@ class Settings(BaseSettings):
         default=False,
         description="Serve without tokens on a non-loopback address (trusted networks only).",
     )
-    production: bool = Field(
-        default=False,
-        description="Production mode: no field suggestions ('Did you mean ...') in errors, and "
-        "introspection only for requests with a valid token.",
-    )
 
-    # -- request limits (see graph.api.extensions.limits and graph.server.middleware) --------------
+    # -- request limits (see graph.server.middleware; the schema's are in Limits) ----------------
     max_body_bytes: int = Field(
         default=1_048_576,
         ge=1024,
         description="Largest request body (bytes); larger ones get 413 before any parsing.",
-    )
-    max_query_depth: int = Field(
-        default=8,
-        ge=1,
-        description="Deepest field nesting of an operation (root fields are at depth 0; "
-        "introspection fields are bounded separately).",
-    )
-    max_aliases: int = Field(default=30, ge=0, description="Most aliases in one document.")
-    max_tokens: int = Field(
-        default=1000,
-        ge=100,
-        description="Most lexical tokens in one document (parsing stops beyond it); this also "
-        "bounds validation work. GraphiQL's introspection query has ~200, UI queries ~50.",
-    )
-    max_query_cost: int = Field(
-        default=25_000,
-        ge=1,
-        description="Most objects a query may return, counted before execution: page sizes "
-        "(first/last, else the default page size) multiplied along nested lists, "
-        "items_per_execution for each Execution.items.",
-    )
-    items_per_execution: int = Field(
-        default=20,
-        ge=1,
-        description="What Execution.items counts for in the query cost (runs hold ~5-20 items).",
-    )
-    request_timeout_s: float = Field(
-        default=10.0,
-        gt=0,
-        description="Queries running longer are stopped with TIMEOUT (index work included).",
     )
 
     @field_validator("token_hashes", mode="before")
@@ -153,12 +172,6 @@ class Settings(BaseSettings):
     def tokens_configured(self) -> bool:
         """Whether clients must present a token (any tokens file or hash is configured)."""
         return self.tokens_file is not None or bool(self.token_hashes)
-
-    @model_validator(mode="after")
-    def _page_sizes(self) -> Settings:
-        if self.default_page_size > self.max_page_size:
-            raise ValueError("default_page_size must not exceed max_page_size")
-        return self
 
     @property
     def export_path(self) -> Path:

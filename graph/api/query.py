@@ -10,6 +10,7 @@ from graph.access.permissions import requires
 from graph.access.tokens import Role
 from graph.api import resolvers
 from graph.api.context import Info
+from graph.api.paging import DEFAULT_PAGES
 from graph.api.types.connection import ExecutionConnection, ItemConnection
 from graph.api.types.enums import ExecutionOrder
 from graph.api.types.execution import Execution
@@ -19,7 +20,8 @@ from graph.api.types.node import Node
 from graph.api.types.stats import StorageStats
 
 _FIRST = strawberry.argument(
-    description="Page size from the start (or after 'after'); default 20, at most 500."
+    description="Page size from the start (or after 'after'); "
+    f"default {DEFAULT_PAGES.default}, at most {DEFAULT_PAGES.maximum}."
 )
 _AFTER = strawberry.argument(description="Cursor to continue after (edges.cursor, endCursor).")
 _LAST = strawberry.argument(

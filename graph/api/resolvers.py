@@ -17,6 +17,7 @@ from graph.api.cursor import (
     encode_run_cursor,
 )
 from graph.api.errors import BadUserInput
+from graph.api.paging import PageSizes
 from graph.api.types.connection import (
     ExecutionConnection,
     ExecutionEdge,
@@ -55,19 +56,8 @@ def page_request(
     decode: Callable[[str, str], K],
 ) -> PageRequest[K]:
     """Check Relay arguments and decode their cursors."""
-    settings = info.context.state.settings
-    if first is not None and last is not None:
-        raise BadUserInput("pass either 'first' (with 'after') or 'last' (with 'before'), not both")
-    for name, value in (("first", first), ("last", last)):
-        if value is not None and not 0 <= value <= settings.max_page_size:
-            raise BadUserInput(
-                f"'{name}' must be between 0 and {settings.max_page_size} (got {value})"
-            )
-    if first is None and last is None:
-        if before is not None and after is None:
-            last = settings.default_page_size
-        else:
-            first = settings.default_page_size
+    pages = PageSizes.of(info.context.state.settings)
+    first, last = pages.requested(first, last, before_only=before is not None and after is None)
     return PageRequest(
         first=first,
         after=None if after is None else decode(after, "after"),

@@ -20,12 +20,13 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext
 
-from graph.api.extensions.limits import Limits, limit_extensions
+from graph.api.extensions.limits import limit_extensions
 from graph.api.mutation import Mutation
 from graph.api.query import Query
 from graph.api.subscription import Subscription
 from graph.api.types.execution import Execution, ExecutionItem
 from graph.api.types.scalars import SCALAR_MAP
+from graph.settings import Limits
 
 _SUGGESTION = re.compile(r"\s*Did you mean\b.*$", re.DOTALL)
 
@@ -90,7 +91,8 @@ class AcyclicExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
 
 def build_schema(limits: Limits | None = None, **kwargs: Any) -> ExecgraphSchema:
-    """Build the public schema (the one ``schema.graphql`` publishes) enforcing ``limits``."""
+    """Build the public schema (the one ``schema.graphql`` publishes) enforcing ``limits``
+    (a server passes its :class:`~graph.settings.Settings`; default: the default limits)."""
     limits = limits or Limits()
     return ExecgraphSchema(
         query=Query,

@@ -31,7 +31,6 @@ from graph.access.permissions import principal_of
 from graph.access.tokens import TokenRegistry, token_from_params
 from graph.api.context import AppState, Context
 from graph.api.errors import ErrorCode
-from graph.api.extensions.limits import Limits
 from graph.api.schema import build_schema
 from graph.server.ide import graphiql_headers, graphiql_html
 from graph.server.middleware import (
@@ -61,7 +60,7 @@ class ExecgraphGraphQL(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
 
     def __init__(self, state: AppState, registry: TokenRegistry, **kwargs: Any) -> None:
-        super().__init__(build_schema(Limits.from_settings(state.settings)), **kwargs)
+        super().__init__(build_schema(state.settings), **kwargs)
         self.state = state
         self.registry = registry
 

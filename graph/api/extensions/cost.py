@@ -46,6 +46,9 @@ from graphql import (
     is_leaf_type,
 )
 
+from graph.api.paging import PageSizes
+from graph.settings import Limits
+
 PAGE_ARGUMENTS = ("first", "last")
 
 
@@ -53,9 +56,12 @@ PAGE_ARGUMENTS = ("first", "last")
 class CostModel:
     """How many elements the lists of the schema are assumed to hold."""
 
-    default_page_size: int = 20
-    max_page_size: int = 500
-    items_per_execution: int = 20
+    pages: PageSizes
+    items_per_execution: int
+
+    @classmethod
+    def of(cls, limits: Limits) -> CostModel:
+        return cls(pages=PageSizes.of(limits), items_per_execution=limits.items_per_execution)
 
     def list_size(self, parent: str, field: str) -> int:
         """Assumed length of an unpaged list field."""
@@ -151,10 +157,9 @@ class _Counter:
 
     def page_size(self, field: GraphQLField, node: FieldNode) -> int:
         """Rows a connection field returns: its first/last, else the default page size."""
-        sizes = [self.argument(node, name) for name in PAGE_ARGUMENTS if name in field.args]
-        given = [s for s in sizes if s is not None]
-        size = max(given) if given else self.model.default_page_size
-        return max(0, min(size, self.model.max_page_size))
+        return self.model.pages.at_most(
+            self.argument(node, name) for name in PAGE_ARGUMENTS if name in field.args
+        )
 
     def argument(self, node: FieldNode, name: str) -> int | None:
         for argument in node.arguments or ():

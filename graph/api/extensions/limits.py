@@ -33,7 +33,6 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 import orjson
@@ -46,52 +45,12 @@ from graph.access.permissions import principal_of_context
 from graph.api.errors import ErrorCode, QueryTooComplex, Timeout
 from graph.api.extensions.cost import CostModel, query_cost
 from graph.api.extensions.masking import MaskUnexpectedErrors, with_code
-from graph.settings import Settings
+from graph.settings import Limits
 
 #: SQLite virtual-machine steps between two looks at the deadline (well under a millisecond).
 PROGRESS_STEPS: Final = 20_000
 
 _deadline: ContextVar[float | None] = ContextVar("execgraph_deadline", default=None)
-
-
-def _default(name: str) -> Any:
-    return Settings.model_fields[name].default
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """The limits of one server; the defaults are :class:`~graph.settings.Settings`' defaults."""
-
-    max_depth: int = _default("max_query_depth")
-    max_aliases: int = _default("max_aliases")
-    max_tokens: int = _default("max_tokens")
-    max_cost: int = _default("max_query_cost")
-    timeout_s: float = _default("request_timeout_s")
-    production: bool = _default("production")
-    cost_model: CostModel = field(
-        default_factory=lambda: CostModel(
-            default_page_size=_default("default_page_size"),
-            max_page_size=_default("max_page_size"),
-            items_per_execution=_default("items_per_execution"),
-        )
-    )
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Limits:
-        """The limits configured in ``settings``."""
-        return cls(
-            max_depth=settings.max_query_depth,
-            max_aliases=settings.max_aliases,
-            max_tokens=settings.max_tokens,
-            max_cost=settings.max_query_cost,
-            timeout_s=settings.request_timeout_s,
-            production=settings.production,
-            cost_model=CostModel(
-                default_page_size=settings.default_page_size,
-                max_page_size=settings.max_page_size,
-                items_per_execution=settings.items_per_execution,
-            ),
-        )
 
 
 def limit_extensions(limits: Limits) -> list[Callable[[], SchemaExtension]]:
@@ -101,7 +60,7 @@ def limit_extensions(limits: Limits) -> list[Callable[[], SchemaExtension]]:
     every request, and that bookkeeping was most of what ``{ __typename }`` cost beyond the bare
     stack.
     """
-    depth = QueryDepthLimiter(max_depth=limits.max_depth).validation_rules
+    depth = QueryDepthLimiter(max_depth=limits.max_query_depth).validation_rules
     aliases = MaxAliasesLimiter(max_alias_count=limits.max_aliases).validation_rules
     # graphql-core's rules, its introspection depth rule replaced by the coded one.
     rules: tuple[type[ASTValidationRule], ...] = (
@@ -110,7 +69,9 @@ def limit_extensions(limits: Limits) -> list[Callable[[], SchemaExtension]]:
         *(coded_rule(rule, ErrorCode.TOO_MANY_ALIASES) for rule in aliases),
         coded_rule(MaxIntrospectionDepthRule, ErrorCode.QUERY_TOO_DEEP),
     )
-    return [lambda: QueryGuard(limits, rules)]
+    limits = limits.limits()  # a copy: the schema's limits do not change while it serves
+    cost_model = CostModel.of(limits)
+    return [lambda: QueryGuard(limits, cost_model, rules)]
 
 
 def coded_rule(rule: type[ASTValidationRule], code: ErrorCode) -> type[ASTValidationRule]:
@@ -173,9 +134,12 @@ class QueryGuard(MaskUnexpectedErrors):
     ``QUERY_TOO_COMPLEX``) have replaced a result: those are expected and reach the client.
     """
 
-    def __init__(self, limits: Limits, rules: tuple[type[ASTValidationRule], ...]) -> None:
+    def __init__(
+        self, limits: Limits, cost_model: CostModel, rules: tuple[type[ASTValidationRule], ...]
+    ) -> None:
         super().__init__()
         self.limits = limits
+        self.cost_model = cost_model
         self.rules = rules
 
     def on_operation(self) -> Iterator[None]:
@@ -197,7 +161,7 @@ class QueryGuard(MaskUnexpectedErrors):
         if ctx.operation_type is not OperationType.QUERY:
             yield  # mutations and subscriptions are not cut short
             return
-        seconds = self.limits.timeout_s
+        seconds = self.limits.request_timeout_s
         deadline = time.monotonic() + seconds
         token = _deadline.set(deadline)
         try:
@@ -215,7 +179,7 @@ class QueryGuard(MaskUnexpectedErrors):
         ctx = self.execution_context
         if ctx.graphql_document is None:
             return
-        model, max_cost = self.limits.cost_model, self.limits.max_cost
+        model, max_cost = self.cost_model, self.limits.max_query_cost
         # The same query with the same variables always costs the same: count it once.
         key = (ctx.query, ctx.operation_name, _frozen(ctx.variables), model)
         cost = _COSTS.get(key)
@@ -230,14 +194,14 @@ class QueryGuard(MaskUnexpectedErrors):
             raise QueryTooComplex(
                 f"this query could return {cost} objects; at most {max_cost} are allowed. "
                 "Ask for smaller pages (first/last; default "
-                f"{model.default_page_size}) or fewer nested lists (each run's items "
+                f"{model.pages.default}) or fewer nested lists (each run's items "
                 f"count {model.items_per_execution}).",
                 cost=cost,
                 maxCost=max_cost,
             )
 
     def timeout(self) -> Timeout:
-        seconds = self.limits.timeout_s
+        seconds = self.limits.request_timeout_s
         return Timeout(
             f"the query ran longer than {seconds:g} s and was stopped; ask for fewer "
             "runs or items, or a narrower filter",
