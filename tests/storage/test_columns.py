@@ -126,8 +126,9 @@ def test_every_record_field_is_in_the_summary_listing_reads(store: Path, index_p
     with RecordIndex(store, index_path).open() as index:
         index.sync()
         row = get_runs(index.reader(), [data["execution_id"]])[data["execution_id"]]
+    model = ExecutionRecord.model_validate(data)
     for name in ExecutionRecord.model_fields:
         if name not in SUMMARY_SHAPES:
-            assert getattr(row, name) == data[name], name
-    assert row.timestamp == datetime.fromisoformat(data["timestamp"])
-    assert row.item_count == len(data["items"])
+            assert getattr(row, name) == getattr(model, name), name
+    assert row.timestamp == model.timestamp == datetime.fromisoformat(data["timestamp"])
+    assert row.item_count == len(model.items)
