@@ -81,8 +81,14 @@ def settle_garbage_collector() -> None:
     gc.set_threshold(GC_THRESHOLD, middle, old)
 
 
-def create_app(settings: Settings, *, index: RecordIndex | None = None) -> Starlette:
+def create_app(
+    settings: Settings, *, index: RecordIndex | None = None, tune_gc: bool = False
+) -> Starlette:
     """Build the app for ``settings``; pass ``index`` to reuse one already open and synced.
+
+    ``tune_gc`` is the server process's choice (``execgraph serve`` makes it, through
+    :func:`app_from_env`): once started, :func:`settle_garbage_collector` tunes the garbage
+    collector of the whole process. Apps built for tests and tools leave it alone.
 
     Raises ValueError when ``settings`` would serve without tokens on a non-loopback address,
     and :class:`graph.access.tokens.TokenConfigError` when the configured tokens cannot be read.
@@ -133,7 +139,8 @@ def create_app(settings: Settings, *, index: RecordIndex | None = None) -> Starl
         state.broadcaster.bind(asyncio.get_running_loop(), index)
         # Expired exports are deleted now and then on a timer, files and job records alike.
         purger = asyncio.create_task(state.exports.purge_forever(), name="execgraph-purge")
-        settle_garbage_collector()
+        if tune_gc:
+            settle_garbage_collector()
         if settings.watch:
             # Without a start-up sync (the CLI synced just before), the watcher catches up
             # on anything that changed in between, in its own thread.
@@ -211,5 +218,6 @@ def create_app(settings: Settings, *, index: RecordIndex | None = None) -> Starl
 
 
 def app_from_env() -> Starlette:
-    """App factory for ``uvicorn --factory``: settings from EXECGRAPH_* environment variables."""
-    return create_app(Settings())  # store and the rest come from the environment
+    """App factory for ``uvicorn --factory`` (``execgraph serve``'s workers): settings from
+    EXECGRAPH_* environment variables, and the server process's garbage-collector policy."""
+    return create_app(Settings(), tune_gc=True)  # store and the rest come from the environment
