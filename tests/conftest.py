@@ -16,6 +16,18 @@ from tests.factory import record_dict, write_record
 
 SHAPES = ("text", "image", "stillepost", "multi", "blocked1", "blocked3", "error")
 
+#: Test folders whose every test starts real servers, processes, browsers or Node clients.
+SLOW_FOLDERS = frozenset({"e2e", "smoke"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test of :data:`SLOW_FOLDERS` ``slow`` (others carry the mark themselves)."""
+    tests = Path(__file__).parent
+    for item in items:
+        parts = item.path.relative_to(tests).parts
+        if parts and parts[0] in SLOW_FOLDERS:
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture
 def store(tmp_path: Path) -> Path:

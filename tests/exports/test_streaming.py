@@ -48,6 +48,7 @@ def peak_memory(exporter: Exporter, count: int) -> int:
             tracemalloc.stop()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("exporter_class", STREAMING)
 def test_peak_memory_does_not_grow_with_the_number_of_records(
     exporter_class: type[Exporter],

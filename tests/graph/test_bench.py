@@ -178,6 +178,7 @@ def test_tiny_store_answers_agree_across_app_floor_and_naive_baseline(tmp_path: 
     assert reads["items50"] == FileReads(counter=50, opens=50, runs=50)
 
 
+@pytest.mark.slow
 def test_the_whole_benchmark_runs_on_tiny_stores_and_reports_every_target(
     tmp_path: Path,
 ) -> None:

@@ -150,6 +150,7 @@ def test_unknown_ids_are_named(client: TestClient, populated_store: tuple[Path, 
     assert body["errors"][0]["extensions"]["unknownIds"] == ["exec_x"]
 
 
+@pytest.mark.slow
 def test_pseudonymised_export_holds_no_raw_ids(
     client: TestClient, populated_store: tuple[Path, list[dict[str, Any]]], tmp_path: Path
 ) -> None:

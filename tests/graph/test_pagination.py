@@ -130,6 +130,7 @@ def client(
     return make_client(populated_store[0])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("flt", FILTERS, ids=lambda f: ",".join(f) or "none")
 def test_walk_forwards_and_backwards_matches_direct_reading(
     client: TestClient, populated_store: tuple[Path, list[dict[str, Any]]], flt: dict[str, Any]

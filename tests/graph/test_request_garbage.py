@@ -21,6 +21,9 @@ from starlette.applications import Starlette
 from graph.server.app import create_app
 from graph.settings import Settings
 
+#: Each test collects the whole heap a few times: seconds in all.
+pytestmark = pytest.mark.slow
+
 QUERIES = {
     "typename": "{ __typename }",
     "page": """{ executions(first: 20, filter: {safetyLevels: ["kids", "youth"]}) {

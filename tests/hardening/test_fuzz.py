@@ -386,6 +386,7 @@ def test_every_root_field_is_fuzzed(target: Target) -> None:
     assert labels == set(OPERATIONS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("label", OPERATIONS)
 def test_fuzzed_operation_never_fails_on_the_server_side(target: Target, label: str) -> None:
     root, name = label.split(".")
@@ -490,6 +491,7 @@ def forged_cursors(draw: st.DrawFn, records: list[dict[str, Any]]) -> tuple[str,
     return field, order, ["r", mostly(st.just(order)), value, mostly(ids)]
 
 
+@pytest.mark.slow
 def test_forged_cursors_are_refused_or_served(target: Target) -> None:
     """Decodable cursors with made-up contents: BAD_USER_INPUT or a page, never a server error."""
     tally = Tally()

@@ -20,6 +20,7 @@ CLIENTS = 20
 SECONDS = 60.0
 
 
+@pytest.mark.slow
 def test_twenty_clients_for_a_minute_on_ten_thousand_records(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

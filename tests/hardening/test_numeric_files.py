@@ -297,6 +297,7 @@ FILES = st.lists(st.just(None), min_size=1, max_size=4).flatmap(
 TALLY: Final = {"served": 0, "invalid": 0}
 
 
+@pytest.mark.slow
 @settings(
     max_examples=60,
     deadline=None,
@@ -321,6 +322,7 @@ def test_absurd_numbers_are_served_exactly_or_listed_invalid(
     TALLY["invalid"] += invalid_count
 
 
+@pytest.mark.slow  # reads the figures of the property test above, also slow
 def test_the_property_test_met_both_outcomes() -> None:
     """Runs after the property test in file order: both outcomes occurred (else the test
     above proved nothing about one of them)."""
@@ -345,6 +347,7 @@ def table_files(store: Path) -> dict[str, list[Placed]]:
     return generated
 
 
+@pytest.mark.slow
 def test_every_field_and_token_through_worker_processes_and_the_api(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

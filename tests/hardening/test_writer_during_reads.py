@@ -26,6 +26,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+import pytest
+
 from storage.demo import generate_records
 from storage.demo.writer import serialize_record, write_atomically, write_like_tracker
 from tests.e2e.server import serve
@@ -223,6 +225,7 @@ def walk(http: GraphQLHttp, shared: Shared, last_total: int) -> int:
     return total
 
 
+@pytest.mark.slow
 def test_reads_stay_exact_while_the_tracker_writes(tmp_path: Path) -> None:
     store = tmp_path / "store"
     store.mkdir()
