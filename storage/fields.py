@@ -35,7 +35,7 @@ from typing import Annotated, Any, Final
 import msgspec
 from pydantic import TypeAdapter
 
-from storage.models import ExecutionRecord, Timestamp
+from storage.models import MAX_EXECUTION_ID_LENGTH, ExecutionRecord, Timestamp
 from storage.reader import MAX_NESTING, parse_record
 
 #: :data:`storage.models.Int32`.
@@ -74,7 +74,7 @@ class ItemFields(msgspec.Struct, gc=False):
 class RecordFields(msgspec.Struct, gc=False):
     """:class:`storage.models.ExecutionRecord` as the index decodes it."""
 
-    execution_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    execution_id: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_EXECUTION_ID_LENGTH)]
     config_name: str
     #: As written; :func:`parse_index_record` parses it by the models' rules.
     timestamp: str

@@ -94,6 +94,10 @@ KNOWN_MEDIA_TYPES: Final[frozenset[str]] = frozenset(
 Timestamp = datetime
 
 
+#: The longest execution id a record may have (characters): the id names the record's file and
+#: rides in cursors, global ids and URLs, so everything that checks an id uses this one number.
+MAX_EXECUTION_ID_LENGTH: Final = 200
+
 #: A sequence, stage or iteration number: served as GraphQL's ``Int``, a 32-bit signed integer.
 Int32 = Annotated[StrictInt, Field(ge=-(2**31), le=2**31 - 1)]
 
@@ -167,7 +171,7 @@ class ExecutionRecord(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
 
-    execution_id: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+    execution_id: Annotated[StrictStr, Field(min_length=1, max_length=MAX_EXECUTION_ID_LENGTH)]
     config_name: StrictStr
     timestamp: Timestamp
     user_id: StrictStr = "anonymous"
