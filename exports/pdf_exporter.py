@@ -9,8 +9,8 @@ Why it looks the way it does:
 * Fonts are the vendored Noto faces (:mod:`exports.fonts`); fpdf2 embeds subsets of them, so the
   file shows Korean, Japanese, Hindi, Arabic and emoji on any viewer. Emoji are monochrome.
 * Text shaping (HarfBuzz, through uharfbuzz) is switched on only for text that needs it: Arabic
-  and Devanagari, bidirectional text and emoji sequences. It is correct for all text but about
-  five times slower, and most workshop text is Latin, Hangul or kana.
+  and Devanagari, bidirectional text and emoji sequences. It is correct for all text but much
+  slower, and most workshop text is Latin, Hangul or kana.
 * Content is printed as plain text, never interpreted as markup: ``<img src=x>`` in a prompt is
   shown as those characters. fpdf2 breaks words longer than a line.
 * Images are embedded only when :func:`exports.report.resolve_media` finds the file under

@@ -59,9 +59,9 @@ FIRST_BATCH_SIZE: Final = 500
 #: Rows bound per INSERT statement when a worker writes a staging file.
 ROWS_PER_INSERT: Final = 100
 #: What a staging file is given for None. Python 3.11's sqlite3 binds None only after looking
-#: for an adapter (about 0.3 us a value: half the time of staging an item, whose rows are
-#: nearly a third None); a float is bound directly, and SQLite stores a NaN as NULL, so the
-#: rows copied into the index hold NULL as before (tests compare them with rows bound inline).
+#: for an adapter (slow, and an item's rows are nearly a third None); a float is bound
+#: directly, and SQLite stores a NaN as NULL, so the rows copied into the index hold NULL as
+#: before (tests compare them with rows bound inline).
 #: The index never holds a NaN: the models refuse non-finite numbers.
 _NULL: Final = float("nan")
 
@@ -323,7 +323,7 @@ def _insert_all(
 
 def _quiet_collector() -> None:
     """Worker set-up: validation allocates many short-lived objects and no cycles, so the
-    cyclic collector mostly rescans the same survivors (about 10 % of a worker's time)."""
+    cyclic collector would mostly rescan the same survivors, for nothing."""
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
 

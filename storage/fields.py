@@ -2,7 +2,7 @@
 
 A sync of a large store validates every file (100,000 of them on a cold build) only to learn
 whether it is served and to take the few values the index stores. Validating into the pydantic
-models costs about three times what msgspec's typed JSON decoding does, so the index decodes
+models costs several times what msgspec's typed JSON decoding does, so the index decodes
 into the :class:`RecordFields` / :class:`ItemFields` structs below, which mirror
 :class:`storage.models.ExecutionRecord` and :class:`storage.models.ExecutionItem` field for field
 (same names, types, defaults, and the ``backend_used`` spelling).

@@ -402,8 +402,8 @@ class RecordIndex:
             conn.execute("PRAGMA temp_store=MEMORY")
             self._create(conn, TABLE_DDL)
             # Full-text segments are left unmerged while the rows stream in (FTS5 still merges
-            # a level once it holds `crisismerge` segments): about a quarter less work for the
-            # writer, a slightly larger file, the same query speed. Then back to the default.
+            # a level once it holds `crisismerge` segments): less work for the writer, a
+            # slightly larger file, the same query speed. Then back to the default.
             _set_automerge(conn, 0)
             self._apply(conn, names, [], None, report, progress, log_changes=False)
             _set_automerge(conn, FTS_AUTOMERGE)

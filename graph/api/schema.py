@@ -76,7 +76,7 @@ class AcyclicExecutionContext(StrawberryGraphQLCoreExecutionContext):
     cycle that only the garbage collector can free, and with it everything the execution
     reached (the request, its context, headers, variables: about 40 objects for the smallest
     query, many more for a page). The collector then had thousands of them to free at once, in
-    the middle of some later request (5-10 ms, measured, the p99 of the fast classes). The
+    the middle of some later request, which showed in the tail latency of the fastest ones. The
     attribute is dropped once the response is built. Resolve infos keep their own reference to
     the helpers; sibling work that graphql-core abandoned after an error (settled in the
     background, its outcome discarded) stops at its next field instead of running on unseen.

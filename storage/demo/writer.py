@@ -8,7 +8,7 @@ down so a test can observe it); :func:`write_atomically` is the well-behaved alt
 fixed writer would use, so tests can compare both.
 
 :func:`serialize_record` is the single place that defines the writer's bytes. It uses orjson
-(about 30x faster than the pure-Python indenting encoder, which matters for a 100,000-record
+(much faster than the pure-Python indenting encoder, which matters for a 100,000-record
 demo store) only where orjson's output is provably identical, and falls back to :mod:`json`
 otherwise: orjson spells floats below 1e-4 differently (``0.00001`` vs ``1e-05``), writes NaN
 as ``null`` where the writer writes ``NaN``, and handles types that :mod:`json` refuses. A
