@@ -526,14 +526,19 @@ _ITEM_GROUPS: Final = frozenset({"item_type", "model_used", "backend_type", "med
 
 
 class StatsSource:
-    """Figures over the runs matching a filter (all runs when None), each computed on demand."""
+    """Figures over the runs matching a filter (all runs when None), each computed on demand.
 
-    def __init__(self, conn: sqlite3.Connection, flt: RunFilter | None = None) -> None:
-        self._conn = conn
+    ``reader`` gives the connection to query at the time of each call (the calling thread's).
+    """
+
+    def __init__(
+        self, reader: Callable[[], sqlite3.Connection], flt: RunFilter | None = None
+    ) -> None:
+        self._reader = reader
         self._where, self._params = run_conditions(flt)
 
     def _rows(self, sql: str) -> list[tuple[Any, ...]]:
-        return self._conn.execute(sql, self._params).fetchall()
+        return self._reader().execute(sql, self._params).fetchall()
 
     def totals(self) -> tuple[int, int]:
         """(number of runs, bytes of their files)."""
@@ -558,7 +563,7 @@ class StatsSource:
 
     def invalid(self) -> list[tuple[str, str]]:
         """(file name, reason) of every file that is not served, by name."""
-        rows = self._conn.execute(
+        rows = self._reader().execute(
             f"SELECT name, reason FROM files WHERE status != {STATUS_VALID} ORDER BY name"
         ).fetchall()
         return [(str(name), str(reason)) for name, reason in rows]

@@ -15,7 +15,7 @@ from typing import Any, Final
 import orjson
 
 from graph.api.errors import BadUserInput
-from storage.query import RunOrder
+from graph.api.types.enums import ExecutionOrder
 
 _MAX_CURSOR: Final = 1024
 _MAX_KEY: Final = 64
@@ -44,23 +44,25 @@ def _decode(cursor: str, argument: str) -> list[Any]:
     return payload
 
 
-def encode_run_cursor(order: RunOrder, value: str | float, execution_id: str) -> str:
+def encode_run_cursor(order: ExecutionOrder, value: str | float, execution_id: str) -> str:
     """The cursor of a run in ``order``."""
-    return _encode(["r", order.name, value, execution_id])
+    return _encode(["r", order.value, value, execution_id])
 
 
-def decode_run_cursor(cursor: str, order: RunOrder, argument: str) -> tuple[str | float, str]:
+def decode_run_cursor(
+    cursor: str, order: ExecutionOrder, argument: str
+) -> tuple[str | float, str]:
     """The keyset position in a run cursor; it must belong to ``order``."""
     payload = _decode(cursor, argument)
     if len(payload) != 4 or payload[0] != "r":
         raise BadUserInput(f"'{argument}' is not a cursor of the executions field")
     _, order_name, value, execution_id = payload
-    if order_name != order.name:
+    if order_name != order.value:
         raise BadUserInput(
             f"'{argument}' was issued for orderBy {order_name}; "
-            f"start again without a cursor to page in {order.name}"
+            f"start again without a cursor to page in {order.value}"
         )
-    by_time = order in (RunOrder.TIMESTAMP_ASC, RunOrder.TIMESTAMP_DESC)
+    by_time = order in (ExecutionOrder.TIMESTAMP_ASC, ExecutionOrder.TIMESTAMP_DESC)
     if by_time:
         valid_value = isinstance(value, str) and len(value) <= _MAX_KEY
     else:

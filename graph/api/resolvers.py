@@ -30,17 +30,7 @@ from graph.api.types.execution import Execution, ExecutionItem
 from graph.api.types.inputs import ExecutionFilter, ItemFilter, item_criteria, run_filter
 from graph.api.types.node import Node, from_global_id, parse_item_local_id
 from graph.api.types.stats import StorageStats
-from storage.query import (
-    Page,
-    PageRequest,
-    RunFilter,
-    StatsSource,
-    count_items,
-    count_runs,
-    get_runs,
-    list_items,
-    list_runs,
-)
+from storage.query import Page, PageRequest, RunFilter
 
 K = TypeVar("K")
 
@@ -95,20 +85,22 @@ def resolve_executions(
     order = order_by.run_order
     flt = run_filter(filter)
     request = page_request(
-        info, first, after, last, before, lambda c, a: decode_run_cursor(c, order, a)
+        info, first, after, last, before, lambda c, a: decode_run_cursor(c, order_by, a)
     )
-    conn = info.context.state.index.reader()
-    page = list_runs(conn, flt, order, request)
+    catalog = info.context.state.catalog
+    page = catalog.list_runs(flt, order, request)
     edges = []
-    for row in page.rows:
-        value, eid = row.sort_key(order)
+    for run in page.rows:
+        value, eid = run.sort_key(order)
         edges.append(
-            ExecutionEdge(cursor=encode_run_cursor(order, value, eid), node=Execution.from_row(row))
+            ExecutionEdge(
+                cursor=encode_run_cursor(order_by, value, eid), node=Execution.from_summary(run)
+            )
         )
     return ExecutionConnection(
         edges=edges,
         page_info=page_info(page, [edge.cursor for edge in edges]),
-        count=_cached_count(info, ("runs", flt), lambda: count_runs(conn, flt)),
+        count=_cached_count(info, ("runs", flt), lambda: catalog.count_runs(flt)),
     )
 
 
@@ -124,16 +116,15 @@ async def resolve_items(
     crit = item_criteria(filter)
     flt = run_filter(execution_filter)
     request = page_request(info, first, after, last, before, decode_item_cursor)
-    conn = info.context.state.index.reader()
-    page = list_items(conn, crit, flt, request)
+    catalog = info.context.state.catalog
+    page = catalog.list_items(crit, flt, request)
     runs: dict[str, Execution] = {}
     for ref in page.rows:
         if ref.run.execution_id not in runs:
-            runs[ref.run.execution_id] = Execution.from_row(ref.run)
-    # Each file read once for the whole page.
-    records = {
-        eid: info.context.record((eid, execution.row.file_name)) for eid, execution in runs.items()
-    }
+            runs[ref.run.execution_id] = Execution.from_summary(ref.run)
+    # Each file read once for the whole page, all in one worker-thread call.
+    read = await info.context.records([execution.record_key for execution in runs.values()])
+    records = dict(zip(runs, read, strict=True))
     edges = [
         ItemEdge(
             cursor=encode_item_cursor(*ref.key),
@@ -147,16 +138,15 @@ async def resolve_items(
     return ItemConnection(
         edges=edges,
         page_info=page_info(page, [edge.cursor for edge in edges]),
-        count=_cached_count(info, ("items", crit, flt), lambda: count_items(conn, crit, flt)),
+        count=_cached_count(info, ("items", crit, flt), lambda: catalog.count_items(crit, flt)),
     )
 
 
 def resolve_execution(info: Info, execution_id: str) -> Execution | None:
     if len(execution_id) > MAX_ID_LENGTH:
         return None
-    conn = info.context.state.index.reader()
-    row = get_runs(conn, [execution_id]).get(execution_id)
-    return None if row is None else Execution.from_row(row)
+    run = info.context.state.catalog.get_run(execution_id)
+    return None if run is None else Execution.from_summary(run)
 
 
 async def resolve_node(info: Info, global_id: str) -> Node | None:
@@ -174,15 +164,14 @@ async def resolve_node(info: Info, global_id: str) -> Node | None:
         execution = resolve_execution(info, execution_id)
         if execution is None:
             return None
-        record = execution.record(info)
+        record = await execution.record(info)
         return ExecutionItem.build(execution, record, pos) if pos < len(record.items) else None
     return None
 
 
 def resolve_storage_stats(info: Info, filter: ExecutionFilter | None) -> StorageStats:
     flt: RunFilter | None = run_filter(filter)
-    state = info.context.state
-    source = StatsSource(state.index.reader(), flt)
+    source = info.context.state.catalog.stats(flt)
 
     cache = info.context.cache
 

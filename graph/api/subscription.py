@@ -20,7 +20,7 @@ from graph.api.types.execution import Execution
 from graph.api.types.export import ExportJob
 from graph.api.types.inputs import ExecutionFilter, run_filter
 from graph.services.broadcast import EventKind, SlowConsumerError
-from storage.query import RunFilter, matching_runs
+from storage.query import RunFilter
 
 
 async def _events(
@@ -29,10 +29,10 @@ async def _events(
     state = info.context.state
     try:
         async for ids in state.broadcaster.subscribe(kind):
-            rows = matching_runs(state.index.reader(), ids, flt)
+            runs = state.catalog.matching_runs(ids, flt)
             info.context.forget_reads()
-            for row in rows:
-                yield Execution.from_row(row)
+            for run in runs:
+                yield Execution.from_summary(run)
     except SlowConsumerError as exc:
         raise SlowConsumer(str(exc)) from None
 

@@ -27,6 +27,7 @@ from graph.api.mutation import camel_keys, plain
 from graph.services.export_jobs import ExportJobs
 from graph.services.progress import progress_bar
 from graph.settings import Settings
+from storage.catalog import Catalog
 from storage.index import RecordIndex
 from storage.query import RunFilter, RunOrder
 
@@ -61,7 +62,7 @@ def export_to_file(
     format = format.upper()
     with RecordIndex(settings.store, settings.index_path) as index:
         index.sync()
-        jobs = ExportJobs(settings, index)
+        jobs = ExportJobs(settings, Catalog(index, max_file_bytes=settings.max_file_bytes))
         selection = selection_of(execution_ids, flt)
         plan = jobs.plan(
             format=format,

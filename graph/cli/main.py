@@ -20,8 +20,8 @@ from graph import __version__
 from graph.cli.token import access_environment, check_access
 from graph.services.progress import progress_bar
 from graph.settings import Settings, cache_root
+from storage.catalog import Catalog
 from storage.index import RecordIndex, StoreNotFoundError
-from storage.query import StatsSource
 
 DEMO_COUNT = 400
 #: What ``serve --demo`` leaves in its store once written; a store with another text (an older
@@ -63,7 +63,7 @@ def sync_index(settings: Settings, *, quiet: bool = False) -> None:
                 progress.update(task, completed=done, total=total)
 
             report = index.sync(advance)
-        stats = StatsSource(index.reader())
+        stats = Catalog(index, max_file_bytes=settings.max_file_bytes).stats()
         served, invalid = stats.totals()[0], len(stats.invalid())
     finally:
         index.close()

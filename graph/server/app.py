@@ -41,7 +41,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from graph.access.tokens import TokenRegistry, open_bind_refusal
 from graph.api.context import AppState
-from graph.api.extensions.limits import watch_connection
+from graph.api.extensions.limits import PROGRESS_STEPS, past_deadline
 from graph.server.downloads import download_export, export_schema
 from graph.server.endpoint import ExecgraphGraphQL
 from graph.server.ide import graphiql_assets_app
@@ -54,6 +54,7 @@ from graph.server.middleware import (
 )
 from graph.services.export_jobs import ExportJobs
 from graph.settings import Settings
+from storage.catalog import Catalog
 from storage.index import RecordIndex
 from storage.watcher import StoreWatcher
 
@@ -104,14 +105,14 @@ def create_app(
     own_index = index is None
     if index is None:
         index = RecordIndex(
-            settings.store,
-            settings.index_path,
-            max_file_bytes=settings.max_file_bytes,
-            on_reader=watch_connection,
+            settings.store, settings.index_path, max_file_bytes=settings.max_file_bytes
         )
-    else:
-        index.set_reader_hook(watch_connection)
-    state = AppState(settings=settings, index=index, exports=ExportJobs(settings, index))
+    catalog = Catalog(index, max_file_bytes=settings.max_file_bytes)
+    # A request's SQLite statements stop at its deadline (see graph.api.extensions.limits).
+    catalog.abort_statements_when(past_deadline, every=PROGRESS_STEPS)
+    state = AppState(
+        settings=settings, index=index, catalog=catalog, exports=ExportJobs(settings, catalog)
+    )
     watcher = StoreWatcher(
         index,
         mode=settings.watch_mode,

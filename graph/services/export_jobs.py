@@ -36,10 +36,9 @@ from exports.service import ExportResult, purge_expired, run_export
 from graph import __version__
 from graph.api.errors import BadUserInput, NotFound
 from graph.settings import Settings
-from storage.index import RecordIndex
+from storage.catalog import Catalog, RecordUnavailable
 from storage.models import ExecutionRecord
-from storage.query import ItemCriteria, RunFilter, RunOrder, get_runs, item_positions, run_files
-from storage.reader import InvalidRecordError, read_record
+from storage.query import ItemCriteria, RunFilter, RunOrder
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +68,9 @@ class ExportPlan:
 class ExportJobs:
     """The export jobs of one server process, their state in the shared job store."""
 
-    def __init__(self, settings: Settings, index: RecordIndex) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog) -> None:
         self.settings = settings
-        self.index = index
+        self.catalog = catalog
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(MAX_RUNNING)
 
@@ -96,7 +95,6 @@ class ExportJobs:
         """Resolve what to export; BAD_USER_INPUT for anything the client must change."""
         if (execution_ids is None) == (flt is None):
             raise BadUserInput("give exactly one of 'executionIds' or 'filter'")
-        conn = self.index.reader()
         if execution_ids is not None:
             ids = list(dict.fromkeys(execution_ids))
             if not ids:
@@ -105,7 +103,7 @@ class ExportJobs:
                 raise BadUserInput(
                     f"at most {self.settings.max_export_records} runs per export ({len(ids)} given)"
                 )
-            rows = get_runs(conn, ids)
+            rows = self.catalog.get_runs(ids)
             missing = [eid for eid in ids if eid not in rows]
             if missing:
                 shown = ", ".join(m[:80] for m in missing[:_MAX_IDS_SHOWN])
@@ -116,7 +114,7 @@ class ExportJobs:
                 )
             targets = [(eid, rows[eid].file_name, rows[eid].rid) for eid in ids]
         else:
-            targets = run_files(conn, flt, order)
+            targets = self.catalog.run_files(flt, order)
             if len(targets) > self.settings.max_export_records:
                 raise BadUserInput(
                     f"the filter selects {len(targets)} runs; at most "
@@ -237,21 +235,15 @@ class ExportJobs:
         for start in range(0, len(plan.targets), 200):
             chunk = plan.targets[start : start + 200]
             positions = (
-                item_positions(
-                    self.index.reader(), [rid for _, _, rid in chunk], plan.item_criteria
-                )
+                self.catalog.item_positions([rid for _, _, rid in chunk], plan.item_criteria)
                 if plan.item_criteria is not None
                 else None
             )
             for eid, file_name, rid in chunk:
                 try:
-                    record = read_record(
-                        self.index.store, file_name, max_bytes=self.settings.max_file_bytes
-                    )
-                except InvalidRecordError as exc:
+                    record = self.catalog.read_run(eid, file_name)
+                except RecordUnavailable as exc:
                     raise ExportErrorForRun(eid, exc.reason) from None
-                if record.execution_id != eid:
-                    raise ExportErrorForRun(eid, "the file now holds another run")
                 if positions is not None:
                     keep = positions.get(rid, [])
                     record = record.model_copy(

@@ -115,7 +115,6 @@ def test_unexpected_errors_are_masked_and_logged(
         raise RuntimeError("secret detail /srv/private/path")
 
     monkeypatch.setattr(query, "count_runs", explode)
-    monkeypatch.setattr("graph.api.resolvers.count_runs", explode)
     body = gql(client, "{ executions(first: 1) { totalCount } }")
     error = body["errors"][0]
     assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
@@ -150,7 +149,7 @@ def test_uncoded_errors_at_a_field_are_internal_server_errors(
     def uncoded(*args: Any, **kwargs: Any) -> Any:
         raise GraphQLError("plain message")
 
-    monkeypatch.setattr("graph.api.resolvers.count_runs", uncoded)
+    monkeypatch.setattr("storage.query.count_runs", uncoded)
     error = error_of(client, "{ executions(first: 1) { totalCount } }")
     assert error["message"] == "plain message"
     assert error["extensions"] == {"code": "INTERNAL_SERVER_ERROR"}

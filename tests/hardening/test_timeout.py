@@ -13,6 +13,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from graph.api import resolvers
+from storage import query
 from tests.hardening.conftest import codes, post
 
 TIMEOUT_S = 0.5
@@ -59,7 +60,7 @@ def test_long_sqlite_statement_is_stopped(
         )
         return int(conn.execute(sql).fetchone()[0])
 
-    monkeypatch.setattr(resolvers, "count_runs", slow_count)
+    monkeypatch.setattr(query, "count_runs", slow_count)
     assert timed_out(client, COUNT) < TIMEOUT_S + 2
     assert [r for r in caplog.records if r.name == "execgraph.errors"] == []  # expected, not logged
     monkeypatch.undo()

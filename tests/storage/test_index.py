@@ -26,7 +26,7 @@ def ids(index: RecordIndex) -> list[str]:
 
 
 def invalid(index: RecordIndex) -> dict[str, str]:
-    return dict(StatsSource(index.reader()).invalid())
+    return dict(StatsSource(index.reader).invalid())
 
 
 def test_sync_adds_updates_and_removes(store: Path, index: RecordIndex) -> None:
@@ -41,7 +41,7 @@ def test_sync_adds_updates_and_removes(store: Path, index: RecordIndex) -> None:
     a.write_bytes(dump(data) + b"\n")
     report = index.sync()
     assert report.changed_ids == ["exec_a"]
-    assert dict(StatsSource(index.reader()).runs_by("config_name"))["bauhaus"] == 1
+    assert dict(StatsSource(index.reader).runs_by("config_name"))["bauhaus"] == 1
 
     a.unlink()
     report = index.sync()
@@ -82,7 +82,7 @@ def test_duplicate_ids_are_reported_and_the_canonical_file_wins(
     index.sync()
     assert ids(index) == ["exec_d"]
     assert "already served from exec_d.json" in invalid(index)["aaa_copy.json"]
-    assert dict(StatsSource(index.reader()).runs_by("config_name")) == {"bauhaus": 1}
+    assert dict(StatsSource(index.reader).runs_by("config_name")) == {"bauhaus": 1}
     # The winner disappears: the duplicate is served now.
     (store / "exec_d.json").unlink()
     index.sync()

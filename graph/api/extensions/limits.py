@@ -29,7 +29,6 @@ rule classes). So each limiter is built once per schema and its rules handed on 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextvars import ContextVar
@@ -209,15 +208,11 @@ class QueryGuard(MaskUnexpectedErrors):
         )
 
 
-def watch_connection(conn: sqlite3.Connection) -> None:
-    """Make statements on ``conn`` abort once the current request's deadline has passed.
+def past_deadline() -> bool:
+    """Whether the current request's deadline has passed (never, outside a request).
 
-    Installed once on every read connection of the server's index (``RecordIndex(on_reader=)``);
-    outside a request there is no deadline and the handler lets everything run.
+    The app has the index's statements abort when it says so, every :data:`PROGRESS_STEPS`
+    (``Catalog.abort_statements_when``).
     """
-    conn.set_progress_handler(_past_deadline, PROGRESS_STEPS)
-
-
-def _past_deadline() -> int:
     deadline = _deadline.get()
-    return int(deadline is not None and time.monotonic() > deadline)
+    return deadline is not None and time.monotonic() > deadline

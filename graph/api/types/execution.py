@@ -1,8 +1,8 @@
 """A run (``Execution``) and its events (``ExecutionItem``).
 
-Summary fields of a run are plain attributes filled from the index row: listing runs reads no
-record file. ``items`` is the one field that needs the file; it goes through the request
-context, which reads each file at most once per request.
+Summary fields of a run are plain attributes copied from the catalog's summary of it: listing
+runs reads no record file. ``items`` is the one field that needs the file; it goes through the
+request context, which reads each file at most once per request.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from graph.api.types.enums import ItemType, MediaType, item_type_of, media_type_
 from graph.api.types.inputs import ItemFilter, item_criteria
 from graph.api.types.node import Node, item_local_id, to_global_id
 from graph.api.types.scalars import JSON, BigInt
+from storage.catalog import RecordKey
 from storage.models import ExecutionRecord
 from storage.query import RunRow
 
@@ -49,33 +50,40 @@ class Execution(Node):
     )
     item_count: int = strawberry.field(description="Number of items in the run.")
     size_bytes: int = strawberry.field(description="Size of the run's record file in bytes.")
-    row: strawberry.Private[RunRow]
+    file_name: strawberry.Private[str]
+    rid: strawberry.Private[int]
 
     def global_id(self) -> strawberry.ID:
         return to_global_id("Execution", self.execution_id)
 
     @classmethod
-    def from_row(cls, row: RunRow) -> Execution:
-        """Wrap an index row; reads nothing."""
+    def from_summary(cls, run: RunRow) -> Execution:
+        """Copy what the type needs from the catalog's summary of a run; reads nothing."""
         return cls(
-            execution_id=row.execution_id,
-            config_name=row.config_name,
-            timestamp=row.timestamp,
-            user_id=row.user_id,
-            session_id=row.session_id,
-            execution_mode=row.execution_mode,
-            safety_level=row.safety_level,
-            used_seed=None if row.used_seed is None else BigInt(row.used_seed),
-            total_execution_time=row.total_execution_time,
-            taxonomy_version=row.taxonomy_version,
-            item_count=row.item_count,
-            size_bytes=row.size,
-            row=row,
+            execution_id=run.execution_id,
+            config_name=run.config_name,
+            timestamp=run.timestamp,
+            user_id=run.user_id,
+            session_id=run.session_id,
+            execution_mode=run.execution_mode,
+            safety_level=run.safety_level,
+            used_seed=None if run.used_seed is None else BigInt(run.used_seed),
+            total_execution_time=run.total_execution_time,
+            taxonomy_version=run.taxonomy_version,
+            item_count=run.item_count,
+            size_bytes=run.size,
+            file_name=run.file_name,
+            rid=run.rid,
         )
 
-    def record(self, info: Info) -> ExecutionRecord:
+    @property
+    def record_key(self) -> RecordKey:
+        """What the request context reads this run's record by."""
+        return (self.execution_id, self.file_name)
+
+    async def record(self, info: Info) -> ExecutionRecord:
         """The whole record, read at most once per request."""
-        return info.context.record((self.execution_id, self.row.file_name))
+        return await info.context.record(self.record_key)
 
     @strawberry.field(description="The run's items in chronological order, optionally filtered.")
     async def items(
@@ -85,11 +93,11 @@ class Execution(Node):
             ItemFilter | None, strawberry.argument(description="Only items matching this filter.")
         ] = None,
     ) -> list[ExecutionItem]:
-        record = self.record(info)
+        record = await self.record(info)
         crit = item_criteria(filter)
         positions: list[int] | range = range(len(record.items))
         if crit is not None:
-            positions = await info.context.positions.load((self.row.rid, crit))
+            positions = await info.context.positions.load((self.rid, crit))
         return [
             ExecutionItem.build(self, record, pos) for pos in positions if pos < len(record.items)
         ]

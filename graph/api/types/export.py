@@ -7,10 +7,11 @@ from enum import Enum
 
 import strawberry
 
+from exports.job_store import ExportJob as JobState
+from exports.service import ExportResult
 from graph.api.context import Info
 from graph.api.types.enums import ExecutionOrder
 from graph.api.types.inputs import ExecutionFilter, ItemFilter, check_text
-from graph.services.export_jobs import ExportJob as JobState
 
 
 @strawberry.enum(description="File formats of an export.")
@@ -89,7 +90,7 @@ class ExportJob:
     record_count: int = strawberry.field(description="Number of runs the export contains.")
     error: str | None = strawberry.field(description="Why it failed (status FAILED).")
     created_at: datetime = strawberry.field(description="When the job was created (UTC).")
-    state: strawberry.Private[JobState]
+    result: strawberry.Private[ExportResult | None]
 
     @classmethod
     def from_state(cls, job: JobState) -> ExportJob:
@@ -101,13 +102,13 @@ class ExportJob:
             record_count=job.record_count,
             error=job.error,
             created_at=job.created_at,
-            state=job,
+            result=job.result if job.status == "DONE" else None,
         )
 
     @strawberry.field(description="The file, once status is DONE.")
     def file(self, info: Info) -> ExportFile | None:
-        result = self.state.result
-        if result is None or self.state.status != "DONE":
+        result = self.result
+        if result is None:
             return None
         request = info.context.request
         base = str(request.base_url).rstrip("/") if request is not None else ""
