@@ -152,9 +152,7 @@ class Catalog:
         behind: list[str] = []
         for execution_id, file_name in keys:
             try:
-                record = read_record(
-                    self._index.store, file_name, max_bytes=self._max_file_bytes
-                )
+                record = read_record(self._index.store, file_name, max_bytes=self._max_file_bytes)
             except InvalidRecordError as exc:
                 found.append(RecordUnavailable(execution_id, exc.reason))
                 behind.append(file_name)
@@ -169,4 +167,3 @@ class Catalog:
         if behind:
             self._index.sync_names(behind, wait=False)
         return found
-

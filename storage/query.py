@@ -563,9 +563,11 @@ class StatsSource:
 
     def invalid(self) -> list[tuple[str, str]]:
         """(file name, reason) of every file that is not served, by name."""
-        rows = self._reader().execute(
-            f"SELECT name, reason FROM files WHERE status != {STATUS_VALID} ORDER BY name"
-        ).fetchall()
+        rows = (
+            self._reader()
+            .execute(f"SELECT name, reason FROM files WHERE status != {STATUS_VALID} ORDER BY name")
+            .fetchall()
+        )
         return [(str(name), str(reason)) for name, reason in rows]
 
     def runs_by(self, column: str) -> list[tuple[str, int]]:

@@ -49,9 +49,7 @@ def encode_run_cursor(order: ExecutionOrder, value: str | float, execution_id: s
     return _encode(["r", order.value, value, execution_id])
 
 
-def decode_run_cursor(
-    cursor: str, order: ExecutionOrder, argument: str
-) -> tuple[str | float, str]:
+def decode_run_cursor(cursor: str, order: ExecutionOrder, argument: str) -> tuple[str | float, str]:
     """The keyset position in a run cursor; it must belong to ``order``."""
     payload = _decode(cursor, argument)
     if len(payload) != 4 or payload[0] != "r":
