@@ -9,19 +9,22 @@ run whose file changed is NOT_FOUND, with the same check the exports make.
 from __future__ import annotations
 
 import ast
+import base64
 import dataclasses
 import sqlite3
+import threading
 import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from starlette.testclient import TestClient
 from strawberry.types.base import StrawberryObjectDefinition
 
 import graph
-from graph.api.cursor import decode_run_cursor
+from graph.api.cursor import decode_run_cursor, encode_run_cursor
 from graph.api.schema import build_schema
 from graph.api.types.enums import ExecutionOrder
 from graph.api.types.execution import Execution, ExecutionItem
@@ -144,14 +147,8 @@ def test_types_built_while_answering_hold_no_storage_object(
 
 
 def test_run_cursors_name_the_api_order() -> None:
-    from graph.api.cursor import encode_run_cursor
-
     cursor = encode_run_cursor(ExecutionOrder.DURATION_ASC, 1.5, "exec_a")
     assert decode_run_cursor(cursor, ExecutionOrder.DURATION_ASC, "after") == (1.5, "exec_a")
-    import base64
-
-    import orjson
-
     payload = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     assert payload == ["r", "DURATION_ASC", 1.5, "exec_a"]
 
@@ -161,8 +158,6 @@ def test_a_page_of_runs_with_items_reads_its_files_in_one_thread_call(
     make_client: Callable[..., TestClient],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import threading
-
     calls: list[tuple[int, str]] = []
     real = Catalog.read_runs
 
