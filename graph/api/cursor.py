@@ -16,6 +16,7 @@ import orjson
 
 from graph.api.errors import BadUserInput
 from graph.api.types.enums import ExecutionOrder
+from storage.models import MAX_EXECUTION_ID_LENGTH
 
 _MAX_CURSOR: Final = 1024
 _MAX_KEY: Final = 64
@@ -23,7 +24,7 @@ _MAX_POSITION: Final = 1 << 31
 
 
 def _valid_id(value: object) -> bool:
-    return isinstance(value, str) and len(value) <= 200
+    return isinstance(value, str) and len(value) <= MAX_EXECUTION_ID_LENGTH
 
 
 def _encode(payload: list[Any]) -> str:

@@ -30,11 +30,10 @@ from graph.api.types.execution import Execution, ExecutionItem
 from graph.api.types.inputs import ExecutionFilter, ItemFilter, item_criteria, run_filter
 from graph.api.types.node import Node, from_global_id, parse_item_local_id
 from graph.api.types.stats import StorageStats
+from storage.models import MAX_EXECUTION_ID_LENGTH
 from storage.query import Page, PageRequest, RunFilter
 
 K = TypeVar("K")
-
-MAX_ID_LENGTH = 200
 
 
 def page_request(
@@ -143,7 +142,7 @@ async def resolve_items(
 
 
 def resolve_execution(info: Info, execution_id: str) -> Execution | None:
-    if len(execution_id) > MAX_ID_LENGTH:
+    if len(execution_id) > MAX_EXECUTION_ID_LENGTH:
         return None
     run = info.context.state.catalog.get_run(execution_id)
     return None if run is None else Execution.from_summary(run)
