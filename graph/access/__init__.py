@@ -2,6 +2,6 @@
 and routes apply to the identified principal (:mod:`.permissions`).
 
 Used by :mod:`graph.server` (identification, route checks) and :mod:`graph.api` (field checks).
-It imports the standard library and :mod:`graph.api.errors` (the typed errors a refusal raises),
+It imports the standard library and :mod:`graph.errors` (the typed errors a refusal raises),
 nothing of the HTTP side.
 """

@@ -18,7 +18,7 @@ from strawberry.extensions import FieldExtension
 from strawberry.permission import BasePermission, PermissionExtension
 
 from graph.access.tokens import Principal, Role
-from graph.api.errors import Forbidden, Unauthenticated
+from graph.errors import Forbidden, Unauthenticated
 
 
 def principal_of(connection: Any) -> Principal | None:

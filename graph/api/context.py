@@ -18,7 +18,7 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info as StrawberryInfo
 
-from graph.api.errors import NotFound
+from graph.errors import NotFound
 from graph.services.broadcast import Broadcaster
 from graph.services.cache import VersionedCache
 from graph.services.export_jobs import ExportJobs

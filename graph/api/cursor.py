@@ -14,8 +14,8 @@ from typing import Any, Final
 
 import orjson
 
-from graph.api.errors import BadUserInput
 from graph.api.types.enums import ExecutionOrder
+from graph.errors import BadUserInput
 from storage.models import MAX_EXECUTION_ID_LENGTH
 
 _MAX_CURSOR: Final = 1024

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
-from graph.api.errors import BadUserInput
+from graph.errors import BadUserInput
 from graph.settings import Limits
 
 

@@ -16,7 +16,6 @@ from graph.api.cursor import (
     encode_item_cursor,
     encode_run_cursor,
 )
-from graph.api.errors import BadUserInput
 from graph.api.paging import PageSizes
 from graph.api.types.connection import (
     ExecutionConnection,
@@ -30,6 +29,7 @@ from graph.api.types.execution import Execution, ExecutionItem
 from graph.api.types.inputs import ExecutionFilter, ItemFilter, item_criteria, run_filter
 from graph.api.types.node import Node, from_global_id, parse_item_local_id
 from graph.api.types.stats import StorageStats
+from graph.errors import BadUserInput
 from storage.models import MAX_EXECUTION_ID_LENGTH
 from storage.query import Page, PageRequest, RunFilter
 

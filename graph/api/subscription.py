@@ -15,10 +15,10 @@ import strawberry
 from graph.access.permissions import requires
 from graph.access.tokens import Role
 from graph.api.context import Info
-from graph.api.errors import SlowConsumer
 from graph.api.types.execution import Execution
 from graph.api.types.export import ExportJob
 from graph.api.types.inputs import ExecutionFilter, run_filter
+from graph.errors import SlowConsumer
 from graph.services.broadcast import EventKind, SlowConsumerError
 from storage.query import RunFilter
 

@@ -22,8 +22,8 @@ from exports.errors import ExportError
 from exports.registry import EXPORTERS
 from exports.service import export_to_path
 from graph import __version__
-from graph.api.errors import BadUserInput
 from graph.api.mutation import camel_keys, plain
+from graph.errors import BadUserInput
 from graph.services.export_jobs import ExportJobs
 from graph.services.progress import progress_bar
 from graph.settings import Settings

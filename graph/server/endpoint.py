@@ -30,8 +30,8 @@ from strawberry.types.unset import UNSET, UnsetType
 from graph.access.permissions import principal_of
 from graph.access.tokens import TokenRegistry, token_from_params
 from graph.api.context import AppState, Context
-from graph.api.errors import ErrorCode
 from graph.api.schema import build_schema
+from graph.errors import ErrorCode
 from graph.server.ide import graphiql_headers, graphiql_html
 from graph.server.middleware import (
     GRAPHQL_RESPONSE,

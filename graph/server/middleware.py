@@ -44,7 +44,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from graph.access.tokens import OPEN, Principal, TokenRegistry, bearer_token
-from graph.api.errors import ErrorCode
+from graph.errors import ErrorCode
 
 REALM: Final = 'Bearer realm="execgraph"'
 

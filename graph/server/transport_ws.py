@@ -36,7 +36,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.types import Subscr
 from strawberry.types.execution import ExecutionResult, PreExecutionError
 
 from graph.api.context import Context
-from graph.api.errors import QueryTooComplex
+from graph.errors import QueryTooComplex
 
 log = logging.getLogger("execgraph.ws")
 

@@ -2,6 +2,6 @@
 change broadcast to subscribers (:mod:`.broadcast`), the per-index-version cache (:mod:`.cache`)
 and progress bars (:mod:`.progress`).
 
-It may import :mod:`storage`, :mod:`exports` and :mod:`graph.settings`; never :mod:`graph.server`
-nor the CLI. (Export jobs raise the API's typed errors from :mod:`graph.api.errors`.)
+It may import :mod:`storage`, :mod:`exports`, :mod:`graph.settings` and :mod:`graph.errors`
+(the typed errors every layer raises); never :mod:`graph.api`, :mod:`graph.server` nor the CLI.
 """

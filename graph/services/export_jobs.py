@@ -34,7 +34,7 @@ from exports.job_store import JobStore
 from exports.job_store import Status as Status
 from exports.service import ExportResult, purge_expired, run_export
 from graph import __version__
-from graph.api.errors import BadUserInput, NotFound
+from graph.errors import BadUserInput, NotFound
 from graph.settings import Settings
 from storage.catalog import Catalog, RecordUnavailable
 from storage.models import ExecutionRecord

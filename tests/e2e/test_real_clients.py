@@ -30,7 +30,7 @@ from gql import Client, gql
 from gql.transport.exceptions import TransportQueryError
 from gql.transport.websockets import WebsocketsTransport
 
-from graph.api.errors import ErrorCode
+from graph.errors import ErrorCode
 from storage.demo.writer import write_atomically
 from tests.e2e.server import serve
 from tests.e2e.tools import require_node

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import websockets
 
-from graph.api.errors import ErrorCode
+from graph.errors import ErrorCode
 from storage.demo.writer import write_atomically
 from tests.e2e.server import Subscriber, serve, text_message
 from tests.factory import record_dict

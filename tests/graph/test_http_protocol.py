@@ -18,7 +18,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from graph.api import resolvers
-from graph.api.errors import ErrorCode
+from graph.errors import ErrorCode
 from graph.server.endpoint import ExecgraphGraphQL
 from graph.server.middleware import request_error_status, response_media_type
 

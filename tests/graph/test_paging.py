@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from graph.api.errors import BadUserInput
 from graph.api.paging import PageSizes
+from graph.errors import BadUserInput
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = PageSizes(default=3, maximum=7)

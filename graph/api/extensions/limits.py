@@ -41,9 +41,9 @@ from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaEx
 from strawberry.types.graphql import OperationType
 
 from graph.access.permissions import principal_of_context
-from graph.api.errors import ErrorCode, QueryTooComplex, Timeout
 from graph.api.extensions.cost import CostModel, query_cost
 from graph.api.extensions.masking import MaskUnexpectedErrors, with_code
+from graph.errors import ErrorCode, QueryTooComplex, Timeout
 from graph.settings import Limits
 
 #: SQLite virtual-machine steps between two looks at the deadline (well under a millisecond).

@@ -20,7 +20,7 @@ from strawberry.extensions import MaskErrors
 from strawberry.schema.exceptions import CannotGetOperationTypeError
 from strawberry.types.execution import PreExecutionError
 
-from graph.api.errors import ErrorCode, ExpectedError
+from graph.errors import ErrorCode, ExpectedError
 
 log = logging.getLogger("execgraph.errors")
 

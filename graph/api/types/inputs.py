@@ -12,8 +12,8 @@ from typing import Final, TypeVar
 
 import strawberry
 
-from graph.api.errors import BadUserInput
 from graph.api.types.enums import ItemType, MediaType, disk_item_type, disk_media_type
+from graph.errors import BadUserInput
 from storage.query import ItemCriteria, QueryError, RunFilter, fts_query, is_text
 
 MAX_LIST: Final = 1000

@@ -1,5 +1,8 @@
 """Every ``extensions.code`` the server sends, and the expected errors that carry them.
 
+At the bottom of :mod:`graph`: the API, the services, access checks, the HTTP side and the CLI
+all raise or answer with these; it imports nothing of the project.
+
 :class:`ErrorCode` is the one list of codes (the README's "Error codes" paragraph mirrors it).
 Resolvers raise the :class:`ExpectedError` subclasses; graphql-core's own parse, validation and
 variable errors get their code on the way out
