@@ -25,7 +25,7 @@ import contextlib
 import gc
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Final
 
@@ -119,8 +119,45 @@ def create_app(
         poll_interval_ms=settings.poll_interval_ms,
         rescan_interval_s=settings.rescan_interval_s,
     )
-
     index.add_listener(state.broadcaster.publish)
+
+    async def healthz(request: Request) -> JSONResponse:
+        # pid and subscribers: which worker process answered, and how many it serves.
+        return JSONResponse(
+            {
+                "status": "ok",
+                "watching": watcher.running,
+                "pid": os.getpid(),
+                "subscribers": state.broadcaster.subscriber_count,
+            }
+        )
+
+    graphql = _graphql_endpoint(state, registry)
+    app = Starlette(
+        middleware=_middleware(settings, registry),
+        # Starlette's own 404s, 405s and 500s GraphQL-shaped too (not text/plain).
+        exception_handlers={StarletteHTTPException: http_error, Exception: server_error},
+        routes=[
+            Route("/", _root),
+            Route("/healthz", healthz),
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Mount("/graphiql-assets", app=graphiql_assets_app(), name="graphiql-assets"),
+            Route("/exports/schema.xsd", export_schema),
+            Route("/exports/{token}", download_export(state)),
+        ],
+        lifespan=_lifespan(state, watcher, own_index=own_index, tune_gc=tune_gc),
+    )
+    app.state.execgraph = state
+    app.state.watcher = watcher
+    return app
+
+
+def _lifespan(
+    state: AppState, watcher: StoreWatcher, *, own_index: bool, tune_gc: bool
+) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
+    """Start-up and shutdown, in that order (see the module docstring)."""
+    settings, index = state.settings, state.index
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -156,7 +193,12 @@ def create_app(
             if own_index:
                 index.close()
 
-    graphql = ExecgraphGraphQL(
+    return lifespan
+
+
+def _graphql_endpoint(state: AppState, registry: TokenRegistry) -> ExecgraphGraphQL:
+    settings = state.settings
+    return ExecgraphGraphQL(
         state,
         registry,
         graphql_ide="graphiql" if settings.graphiql else None,
@@ -168,20 +210,9 @@ def create_app(
         allowed_origins=settings.allowed_origins,
     )
 
-    async def healthz(request: Request) -> JSONResponse:
-        # pid and subscribers: which worker process answered, and how many it serves.
-        return JSONResponse(
-            {
-                "status": "ok",
-                "watching": watcher.running,
-                "pid": os.getpid(),
-                "subscribers": state.broadcaster.subscriber_count,
-            }
-        )
 
-    async def root(request: Request) -> RedirectResponse:
-        return RedirectResponse("/graphql")
-
+def _middleware(settings: Settings, registry: TokenRegistry) -> list[Middleware]:
+    """Outermost first: CORS (only with allowed origins), the body limit, token identification."""
     middleware = [
         Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
         Middleware(
@@ -197,25 +228,11 @@ def create_app(
             max_age=600,
         )
         middleware.insert(0, cors)
+    return middleware
 
-    app = Starlette(
-        middleware=middleware,
-        # Starlette's own 404s, 405s and 500s GraphQL-shaped too (not text/plain).
-        exception_handlers={StarletteHTTPException: http_error, Exception: server_error},
-        routes=[
-            Route("/", root),
-            Route("/healthz", healthz),
-            Route("/graphql", graphql, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", graphql),
-            Mount("/graphiql-assets", app=graphiql_assets_app(), name="graphiql-assets"),
-            Route("/exports/schema.xsd", export_schema),
-            Route("/exports/{token}", download_export(state)),
-        ],
-        lifespan=lifespan,
-    )
-    app.state.execgraph = state
-    app.state.watcher = watcher
-    return app
+
+async def _root(request: Request) -> RedirectResponse:
+    return RedirectResponse("/graphql")
 
 
 def app_from_env() -> Starlette:
