@@ -157,7 +157,8 @@ def _compiled(code: str) -> Any:
     writes an ``__init__``: a sync builds a row for every item of every file, and attribute
     reads written out take half the time of ``operator.attrgetter`` or a loop over names.
     """
-    assert all(name.isidentifier() for name in (*RUN_COLUMN_NAMES, *ITEM_COLUMN_NAMES))
+    if not all(name.isidentifier() for name in (*RUN_COLUMN_NAMES, *ITEM_COLUMN_NAMES)):
+        raise ValueError("index column names must be Python identifiers")
     return eval(code, {"enumerate": enumerate})  # noqa: S307 - no outside text in it
 
 
