@@ -11,11 +11,13 @@ ids or keys, so every one of them is safe to show to a client.
     ├── FormatUnavailableError      registered, but its module cannot be imported here
     ├── MissingPseudonymKeyError    pseudonymisation was asked for without a key
     └── ExportFailedError           writing the file failed; nothing was kept
+        └── DiskFullError           ... because the folder's disk is full (ENOSPC, EDQUOT)
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 
 class ExportError(Exception):
@@ -55,3 +57,23 @@ class ExportFailedError(ExportError):
     def __init__(self, message: str, *, format: str | None = None) -> None:
         self.format = format
         super().__init__(message)
+
+
+class DiskFullError(ExportFailedError):
+    """The export folder's disk (or quota) is full; the partial file was removed.
+
+    ``free_bytes`` is what the folder's file system had free after the cleanup (None when it
+    could not be read); ``hint`` says what the reader can do (free space, or another folder).
+    """
+
+    def __init__(
+        self, folder: Path, free_bytes: int | None, hint: str, *, format: str | None = None
+    ) -> None:
+        self.folder = folder
+        self.free_bytes = free_bytes
+        free = "free space unknown" if free_bytes is None else f"{free_bytes} bytes free"
+        super().__init__(
+            f"The {format or 'export'} export failed: the export folder's disk is full "
+            f"({free}); {hint}. No file was kept.",
+            format=format,
+        )

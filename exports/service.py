@@ -7,7 +7,8 @@ Exporters only write bytes; this module owns everything around them, without any
   and size are computed on the way; the file is renamed to its final name only when complete
   and synced. On any failure every file this export created is removed, and the error is
   re-raised as ``ExportFailedError`` with a message safe to show (the original is its
-  ``__cause__``).
+  ``__cause__``); a full disk (ENOSPC, EDQUOT) as its ``DiskFullError``, which names the free
+  bytes left and what to do.
 * **Unguessable names.** The final name is ``<token>.<download name>``, e.g.
   ``kX3v9Qp2LrT0aZb7Yc1D_w.execgraph-2026-11-24-143000.csv``: ``token`` is
   ``secrets.token_urlsafe(16)`` (128 bits, ``[A-Za-z0-9_-]{22}``, never containing a dot), the
@@ -37,12 +38,14 @@ Exporters only write bytes; this module owns everything around them, without any
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
 import os
 import re
 import secrets
+import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -50,7 +53,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from exports.base import ExportMeta, ExportOptions
-from exports.errors import ExportError, ExportFailedError, MissingPseudonymKeyError
+from exports.errors import (
+    DiskFullError,
+    ExportError,
+    ExportFailedError,
+    MissingPseudonymKeyError,
+)
 from exports.pseudonymize import Pseudonymizer
 from exports.registry import get_exporter
 from storage.files import TEMPORARY_NAME, append_durably, atomic_writer, write_atomic
@@ -73,6 +81,12 @@ _SIDECAR_PATTERN: Final = re.compile(r"(?P<token>[A-Za-z0-9_-]{22})\.meta\.json"
 #: Temporary files of versions before storage.files (now: storage.files.TEMPORARY_NAME).
 _OLD_TEMP_PATTERN: Final = re.compile(r"\.tmp-[A-Za-z0-9_-]{16}\.part")
 _SIDECAR_MAX_BYTES: Final[int] = 64 * 1024
+#: What a full disk (or a full quota) raises as ``OSError.errno``.
+_DISK_FULL: Final = frozenset({errno.ENOSPC, errno.EDQUOT})
+#: What a disk-full refusal of the server's export (:func:`run_export`) tells the reader to do.
+SERVER_DISK_HINT: Final = "free space or set EXECGRAPH_EXPORT_DIR"
+#: ... and of the command line's (:func:`export_to_path`).
+FILE_DISK_HINT: Final = "free space or choose another --output"
 
 #: Selection keys (compared lower-case, without ``_``) whose values may go into the audit log.
 _AUDITABLE_KEYS: Final[frozenset[str]] = frozenset(
@@ -309,18 +323,44 @@ class _Export:
             },
         )
 
-    def failed(self, exc: BaseException, leftovers: list[Path]) -> BaseException:
+    def failed(
+        self, exc: BaseException, leftovers: list[Path], folder: Path, disk_hint: str
+    ) -> BaseException:
         """Remove what this export created; the error to raise for ``exc`` (itself for export
-        errors and interruptions, else an ``ExportFailedError`` safe to show)."""
+        errors and interruptions, a ``DiskFullError`` naming the free bytes of ``folder`` for a
+        full disk, else an ``ExportFailedError`` safe to show)."""
         for path in leftovers:
             with contextlib.suppress(OSError):
                 path.unlink(missing_ok=True)
         if isinstance(exc, ExportError) or not isinstance(exc, Exception):
             return exc
+        if _disk_full(exc):
+            return DiskFullError(
+                folder, _free_bytes(folder), disk_hint, format=self.exporter.format
+            )
         return ExportFailedError(
             f"The {self.exporter.format} export failed ({type(exc).__name__}); no file was kept.",
             format=self.exporter.format,
         )
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """Whether ``exc``, or an exception it was raised from, is a full disk or quota."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _DISK_FULL:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _free_bytes(folder: Path) -> int | None:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
 
 
 def run_export(
@@ -385,7 +425,7 @@ def run_export(
             expires_at=result.expires_at.isoformat(),
         )
     except BaseException as exc:
-        error = export.failed(exc, leftovers)
+        error = export.failed(exc, leftovers, export_dir, SERVER_DISK_HINT)
         if error is exc:
             raise
         raise error from exc
@@ -429,7 +469,7 @@ def export_to_path(
             file_name=output.name,
         )
     except BaseException as exc:
-        error = export.failed(exc, leftovers)
+        error = export.failed(exc, leftovers, output.parent, FILE_DISK_HINT)
         if error is exc:
             raise
         raise error from exc
