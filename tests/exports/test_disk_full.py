@@ -22,7 +22,7 @@ from starlette.testclient import TestClient
 
 from exports import service
 from exports.base import ExportOptions
-from exports.errors import DiskFullError
+from exports.errors import DiskFullError, ExportFailedError
 from exports.service import export_to_path, run_export
 from graph.cli.main import main
 from tests.conftest import data
@@ -143,7 +143,7 @@ def test_other_os_errors_keep_the_generic_message(tmp_path: Path) -> None:
         yield from mixed(2)
         raise OSError(errno.EIO, "I/O error")
 
-    with pytest.raises(service.ExportFailedError) as raised:
+    with pytest.raises(ExportFailedError) as raised:
         export_to_path(
             broken(),
             format="JSON",
