@@ -64,6 +64,10 @@ class ErrorCode(StrEnum):
     """The body is over the size limit (413)."""
     UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"
     """A POST body that is not ``application/json`` (415)."""
+    REQUEST_TIMEOUT = "REQUEST_TIMEOUT"
+    """The request head did not arrive within the header timeout (408; then closed)."""
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+    """The server process has too many open connections (503, ``Retry-After``; then closed)."""
 
 
 class ExpectedError(GraphQLError):

@@ -161,6 +161,30 @@ class Settings(BaseSettings, Limits):
         description="Largest request body (bytes); larger ones get 413 before any parsing.",
     )
 
+    # -- connections (see graph.server.connections) ------------------------------------------------
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A request's line and headers must arrive within this after their first "
+        "byte (slow senders get 408 and are closed).",
+    )
+    body_timeout_s: float = Field(
+        default=30.0, gt=0, description="A request's whole body must arrive within this."
+    )
+    idle_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A connection with no request in progress (before its first byte or "
+        "between requests) is closed after this.",
+    )
+    max_connections: int | None = Field(
+        default=None,
+        ge=1,
+        description="Most open connections (HTTP and WebSocket) per server process; more get "
+        "503 SERVICE_UNAVAILABLE. Default: three quarters of the file descriptors left after a "
+        "reserve of max(64, ulimit -n / 8) for the index, the watcher and exports.",
+    )
+
     @field_validator("token_hashes", mode="before")
     @classmethod
     def _split_hashes(cls, value: Any) -> Any:

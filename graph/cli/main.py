@@ -18,6 +18,7 @@ import uvicorn
 
 from graph import __version__
 from graph.cli.token import access_environment, check_access
+from graph.server.connections import PROTOCOL as CONNECTION_PROTOCOL
 from graph.services.progress import progress_bar
 from graph.settings import Settings, cache_root
 from storage.catalog import Catalog
@@ -226,7 +227,9 @@ def serve(
         port=port,
         workers=workers,
         log_level="warning",
-        http="auto",
+        # Head, body and idle timeouts and the connection cap (graph.server.connections).
+        http=CONNECTION_PROTOCOL,
+        timeout_keep_alive=settings.idle_timeout_s,  # type: ignore[arg-type]
         loop="auto",
         lifespan="on",
         ws_max_size=settings.max_body_bytes,

@@ -1,0 +1,290 @@
+"""Idle and slow connections against a real ``execgraph serve`` under a small ``ulimit -n``.
+
+Each test starts the server with ``RLIMIT_NOFILE`` set in ``preexec_fn`` and short timeouts
+(EXECGRAPH_IDLE_TIMEOUT_S, EXECGRAPH_HEADER_TIMEOUT_S), opens sockets that never send a byte
+or send their request head a byte at a time, and checks: they are closed within the timeout,
+a normal client is answered meanwhile (worst latency printed), a connection over the cap gets
+a GraphQL-shaped 503 rather than a reset, the watcher keeps indexing new files, and a
+WebSocket without ``connection_init`` gets 4408 in time while 200 idle sockets are open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import selectors
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, suppress
+from pathlib import Path
+
+import websockets
+from websockets.typing import Subprotocol
+
+from tests.e2e.server import free_port
+from tests.e2e.test_workers import (
+    EXECGRAPH,
+    Server,
+    environment,
+    seed_store,
+    wait_ready,
+    write_runs,
+)
+
+TYPENAME = json.dumps({"query": "{ __typename }"}).encode()
+PROTOCOL = [Subprotocol("graphql-transport-ws")]
+
+
+@contextmanager
+def serve_limited(
+    tmp_path: Path, *, nofile: int, runs: int = 5, **env: object
+) -> Iterator[tuple[Server, Path]]:
+    """``execgraph serve`` with ``ulimit -n nofile`` and the given EXECGRAPH_* settings."""
+    store = tmp_path / "store"
+    seed_store(store, runs)
+    home = tmp_path / "home"
+    home.mkdir()
+    variables = environment(home)
+    variables.update({f"EXECGRAPH_{k.upper()}": str(v) for k, v in env.items()})
+    port = free_port()
+    log = home / "server.log"
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+    args = [EXECGRAPH, "serve", "--store", str(store), "--port", str(port)]
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            args, env=variables, stdout=out, stderr=subprocess.STDOUT, cwd=home, preexec_fn=limit
+        )
+    server = Server(process, port, log)
+    try:
+        wait_ready(server)
+        yield server, store
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+def post(
+    server: Server, body: bytes = TYPENAME, timeout: float = 10
+) -> tuple[int, dict[str, object]]:
+    """One POST on a fresh connection: (status, JSON body); HTTP errors are answers too."""
+    request = urllib.request.Request(
+        f"{server.http}/graphql", data=body, headers={"content-type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+
+
+def open_sockets(server: Server, count: int) -> list[socket.socket]:
+    sockets = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        sockets.append(sock)
+    return sockets
+
+
+def closed_within(sockets: list[socket.socket], limit: float) -> tuple[int, bytes]:
+    """Wait up to ``limit`` s for the server to close each socket; (how many it closed, the
+    first bytes any of them received before the end)."""
+    selector = selectors.DefaultSelector()
+    for sock in sockets:
+        sock.setblocking(False)
+        selector.register(sock, selectors.EVENT_READ)
+    closed, received = 0, b""
+    deadline = time.monotonic() + limit
+    while closed < len(sockets) and time.monotonic() < deadline:
+        for key, _ in selector.select(timeout=max(0.0, deadline - time.monotonic())):
+            sock = key.fileobj
+            assert isinstance(sock, socket.socket)
+            try:
+                data = sock.recv(65536)
+            except ConnectionResetError:
+                data = b""
+            if data:
+                received = received or data
+                continue
+            selector.unregister(sock)
+            closed += 1
+    selector.close()
+    return closed, received
+
+
+@contextmanager
+def dripping(sockets: list[socket.socket], every: float = 0.3) -> Iterator[None]:
+    """Send each socket one byte of a request head every ``every`` s (a slow-header client)."""
+    head = b"POST /graphql HTTP/1.1\r\nhost: x\r\n" + b"x-pad: " + b"a" * 10_000
+    stop = threading.Event()
+
+    def drip() -> None:
+        for n in range(len(head)):
+            for sock in sockets:
+                with suppress(OSError):
+                    sock.send(head[n : n + 1])
+            if stop.wait(every):
+                return
+
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+class Latencies:
+    """A normal client asking ``{__typename}`` on fresh connections in a thread."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.times: list[float] = []
+        self.statuses: list[int] = []
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                status, _ = post(self.server)
+                self.statuses.append(status)
+            except OSError as exc:  # a reset or a refused connect: what must not happen
+                self.failures.append(repr(exc))
+            self.times.append(time.monotonic() - started)
+            self._stop.wait(0.1)
+
+    def __enter__(self) -> Latencies:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(15)
+
+    @property
+    def worst(self) -> float:
+        return max(self.times)
+
+
+def test_idle_and_header_dripping_sockets_are_closed_while_a_client_is_answered(
+    tmp_path: Path,
+) -> None:
+    with ExitStack() as stack:
+        server, _ = stack.enter_context(
+            serve_limited(tmp_path, nofile=256, idle_timeout_s=2, header_timeout_s=2)
+        )
+        idle = open_sockets(server, 60)
+        drippers = open_sockets(server, 60)
+        for sock in idle + drippers:
+            stack.callback(sock.close)
+        stack.enter_context(dripping(drippers))
+        started = time.monotonic()
+        with Latencies(server) as client:
+            idle_closed, _ = closed_within(idle, 2 + 1.5)
+            dripped_closed, answer = closed_within(drippers, 2 + 1.5 - (time.monotonic() - started))
+        print(
+            f"\nidle closed {idle_closed}/60, drippers closed {dripped_closed}/60 "
+            f"within {time.monotonic() - started:.1f} s; normal client: {len(client.times)} "
+            f"requests, worst {client.worst * 1000:.0f} ms"
+        )
+        assert idle_closed == 60
+        assert dripped_closed == 60
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert b'"REQUEST_TIMEOUT"' in answer
+        assert client.failures == []
+        assert set(client.statuses) == {200}
+        assert client.worst < 1.0
+
+
+def test_over_the_cap_a_client_gets_a_graphql_shaped_503_not_a_reset(tmp_path: Path) -> None:
+    with ExitStack() as stack:
+        server, _ = stack.enter_context(
+            serve_limited(tmp_path, nofile=256, max_connections=30, idle_timeout_s=3)
+        )
+        held = open_sockets(server, 30)
+        for sock in held:
+            stack.callback(sock.close)
+        time.sleep(0.2)  # the server has accepted them all
+        refused = [post(server) for _ in range(5)]
+        for status, body in refused:
+            assert status == 503, body
+            assert body["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"  # type: ignore[index]
+        closed, _ = closed_within(held, 3 + 1.5)
+        assert closed == 30
+        assert post(server)[0] == 200  # room again once the idle ones are gone
+
+
+def test_a_flood_past_the_descriptors_refuses_politely_and_the_watcher_keeps_indexing(
+    tmp_path: Path,
+) -> None:
+    with ExitStack() as stack:
+        server, store = stack.enter_context(serve_limited(tmp_path, nofile=256, idle_timeout_s=8))
+        flood = open_sockets(server, 300)  # more than the process has descriptors for
+        for sock in flood:
+            stack.callback(sock.close)
+        with Latencies(server) as client:
+            added = write_runs(store, "flood000", 3, pause=0.05)
+            time.sleep(2.0)
+        statuses = set(client.statuses)
+        print(
+            f"\n300 sockets on ulimit -n 256: normal client {sorted(statuses)}, "
+            f"{len(client.failures)} failures, worst {client.worst * 1000:.0f} ms"
+        )
+        assert client.failures == []  # answered or refused, never reset
+        assert statuses <= {200, 503}
+        for sock in flood:
+            sock.close()
+        deadline = time.monotonic() + 10
+        while True:
+            status, body = post(
+                server, json.dumps({"query": "{ executions(first: 50) { totalCount } }"}).encode()
+            )
+            if status == 200 and body["data"]["executions"]["totalCount"] == 5 + len(added):  # type: ignore[index]
+                break
+            assert time.monotonic() < deadline, (status, body)
+            time.sleep(0.2)
+        log = server.log.read_text("utf-8", "replace")
+        assert "Too many open files" not in log, log[-3000:]
+
+
+def test_a_websocket_without_connection_init_is_closed_in_time_among_200_idle_sockets(
+    tmp_path: Path,
+) -> None:
+    with ExitStack() as stack:
+        server, _ = stack.enter_context(
+            serve_limited(tmp_path, nofile=1024, idle_timeout_s=30, connection_init_timeout_s=2)
+        )
+        idle = open_sockets(server, 200)
+        for sock in idle:
+            stack.callback(sock.close)
+
+        async def silent() -> tuple[int | None, float]:
+            async with websockets.connect(server.ws, subprotocols=PROTOCOL) as ws:
+                started = time.monotonic()
+                with suppress(websockets.ConnectionClosed):
+                    await asyncio.wait_for(ws.recv(), 10)
+                return ws.close_code, time.monotonic() - started
+
+        code, elapsed = asyncio.run(silent())
+        print(
+            "\nconnection_init timeout 2 s among 200 idle sockets: "
+            f"closed {code} after {elapsed:.2f} s"
+        )
+        assert code == 4408
+        assert elapsed < 2 + 1
