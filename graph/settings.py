@@ -59,6 +59,23 @@ class Limits(BaseModel):
         ge=1,
         description="What Execution.items counts for in the query cost (runs hold ~5-20 items).",
     )
+    max_items_per_request: int = Field(
+        default=10_000,
+        ge=1,
+        description="Most items one request builds, counted from the runs' real item counts "
+        "(the index knows them) before their files are read: each Execution.items charges its "
+        "run's count (with a filter, the matching items), each page of the items connection "
+        "its rows. Over it, the whole request is refused with QUERY_TOO_COMPLEX. ~10,000 items "
+        "with every field take ~0.7 s of the event loop.",
+    )
+    max_item_bytes_per_request: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="Most record-file bytes whose items one request builds (the index knows "
+        "each file's size): each Execution.items charges its run's file size, each page of the "
+        "items connection the files of its runs. Over it, the whole request is refused with "
+        "QUERY_TOO_COMPLEX (the answer would not fit in memory).",
+    )
     request_timeout_s: float = Field(
         default=10.0,
         gt=0,

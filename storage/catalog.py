@@ -146,11 +146,19 @@ class Catalog:
             raise found
         return found
 
-    def read_runs(self, keys: Sequence[RecordKey]) -> list[ExecutionRecord | RecordUnavailable]:
-        """:meth:`read_run` for several runs at once (one call for a worker thread to make)."""
+    def read_runs(
+        self, keys: Sequence[RecordKey], *, stop: Callable[[], bool] | None = None
+    ) -> list[ExecutionRecord | RecordUnavailable]:
+        """:meth:`read_run` for several runs at once (one call for a worker thread to make).
+
+        ``stop`` is asked before each file: once true, the rest are left unread (the list
+        returned is then shorter than ``keys``).
+        """
         found: list[ExecutionRecord | RecordUnavailable] = []
         behind: list[str] = []
         for execution_id, file_name in keys:
+            if stop is not None and stop():
+                break
             try:
                 record = read_record(self._index.store, file_name, max_bytes=self._max_file_bytes)
             except InvalidRecordError as exc:
@@ -163,7 +171,7 @@ class Catalog:
                 continue
             found.append(record)
         with self._count_lock:
-            self._files_read += len(keys)
+            self._files_read += len(found)
         if behind:
             self._index.sync_names(behind, wait=False)
         return found

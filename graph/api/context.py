@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, partial
@@ -18,7 +19,8 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info as StrawberryInfo
 
-from graph.errors import NotFound
+from graph.api.extensions.limits import ItemBudget, current_deadline
+from graph.errors import NotFound, Timeout
 from graph.services.broadcast import Broadcaster
 from graph.services.cache import VersionedCache
 from graph.services.export_jobs import ExportJobs
@@ -78,6 +80,13 @@ class Context:
         return self.state.cache
 
     @cached_property
+    def item_budget(self) -> ItemBudget:
+        """What this request (or subscription event) may still build: items and file bytes,
+        charged from the index's facts before files are read (see
+        :mod:`graph.api.extensions.limits`)."""
+        return ItemBudget.of(self.state.settings)
+
+    @cached_property
     def _reads(self) -> dict[RecordKey, asyncio.Future[Read]]:
         return {}
 
@@ -108,7 +117,7 @@ class Context:
             read = self._reads[key] = loop.create_future()
             batch = self._batch
             if not batch:
-                loop.call_soon(_dispatch, loop, self.state.catalog, batch)
+                loop.call_soon(_dispatch, loop, self.state.catalog, batch, self.item_budget)
             batch.append((key, read))
         return read
 
@@ -119,7 +128,7 @@ class Context:
 
     def forget_reads(self) -> None:
         """Start afresh, as a new request would (a subscription does so before each event)."""
-        for name in ("cache", "_reads", "_batch", "positions"):
+        for name in ("cache", "item_budget", "_reads", "_batch", "positions"):
             self.__dict__.pop(name, None)
 
 
@@ -133,23 +142,44 @@ def _dispatch(
     loop: asyncio.AbstractEventLoop,
     catalog: Catalog,
     batch: list[tuple[RecordKey, asyncio.Future[Read]]],
+    budget: ItemBudget,
 ) -> None:
-    """Hand the batch's files to a worker thread; settle each read when it is back."""
+    """Hand the batch's files to a worker thread; settle each read when it is back.
+
+    Runs in the requesting task's context (``call_soon`` copies it): the worker is given the
+    request's deadline, which it cannot see itself.
+    """
     taken = batch[:]
     batch.clear()
-    done = loop.run_in_executor(None, catalog.read_runs, [key for key, _ in taken])
-    done.add_done_callback(partial(_settle, [read for _, read in taken]))
+    keys = [key for key, _ in taken]
+    # Past the deadline the request is being cancelled, and over its item budget it is
+    # refused: reading on would only hold memory and a thread, so the worker stops between
+    # files.
+    stop = partial(_stopped, current_deadline(), budget)
+    done = loop.run_in_executor(None, partial(catalog.read_runs, keys, stop=stop))
+    done.add_done_callback(partial(_settle, [read for _, read in taken], budget))
 
 
-def _settle(reads: list[asyncio.Future[Read]], done: asyncio.Future[list[Read]]) -> None:
+def _stopped(deadline: float | None, budget: ItemBudget) -> bool:
+    return budget.exceeded or (deadline is not None and time.monotonic() > deadline)
+
+
+def _settle(
+    reads: list[asyncio.Future[Read]], budget: ItemBudget, done: asyncio.Future[list[Read]]
+) -> None:
     error = asyncio.CancelledError() if done.cancelled() else done.exception()
+    found = [] if error is not None else done.result()
     for position, read in enumerate(reads):
         if read.done():  # its request was cancelled (timed out)
             continue
         if error is not None:
             read.set_exception(error)
-        else:
-            read.set_result(done.result()[position])
+        elif position < len(found):
+            read.set_result(found[position])
+        elif budget.exceeded:
+            read.set_exception(budget.refusal())
+        else:  # the worker stopped at the deadline
+            read.set_exception(Timeout("the request's time ran out before this file was read"))
 
 
 def _checked(found: Read) -> ExecutionRecord:

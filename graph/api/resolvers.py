@@ -121,6 +121,10 @@ async def resolve_items(
     for ref in page.rows:
         if ref.run.execution_id not in runs:
             runs[ref.run.execution_id] = Execution.from_summary(ref.run)
+    # The page's items and the files they come from, charged before any file is read.
+    info.context.item_budget.charge(
+        len(page.rows), sum(execution.size_bytes for execution in runs.values())
+    )
     # Each file read once for the whole page, all in one worker-thread call.
     read = await info.context.records([execution.record_key for execution in runs.values()])
     records = dict(zip(runs, read, strict=True))
@@ -163,6 +167,7 @@ async def resolve_node(info: Info, global_id: str) -> Node | None:
         execution = resolve_execution(info, execution_id)
         if execution is None:
             return None
+        info.context.item_budget.charge(1, execution.size_bytes)
         record = await execution.record(info)
         return ExecutionItem.build(execution, record, pos) if pos < len(record.items) else None
     return None

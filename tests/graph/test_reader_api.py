@@ -161,9 +161,9 @@ def test_a_page_of_runs_with_items_reads_its_files_in_one_thread_call(
     calls: list[tuple[int, str]] = []
     real = Catalog.read_runs
 
-    def spy(self: Catalog, keys: Any) -> Any:
+    def spy(self: Catalog, keys: Any, **kwargs: Any) -> Any:
         calls.append((len(keys), threading.current_thread().name))
-        return real(self, keys)
+        return real(self, keys, **kwargs)
 
     monkeypatch.setattr(Catalog, "read_runs", spy)
     client = make_client(populated_store[0])

@@ -14,10 +14,19 @@ Strawberry ships none of these switched on. Here, for every operation (HTTP and 
 * **cost** (:mod:`graph.api.extensions.cost`): an operation whose answer could hold more than
   ``max_cost`` objects is refused with ``QUERY_TOO_COMPLEX`` before execution (it needs the
   variables, so it runs as execution starts rather than as a validation rule);
-* **time**: a query running longer than ``timeout_s`` is stopped with ``TIMEOUT``. Resolvers do
-  their SQLite work synchronously on the event loop, where ``asyncio.timeout`` cannot interrupt
-  them, so the request's deadline is also checked by a SQLite progress handler, which aborts a
-  long statement; the connection stays usable for the next request;
+* **items built** (:class:`ItemBudget`, one per request in the context): the cost above assumes
+  ``items_per_execution`` items a run, but a run may hold thousands. So the items a request
+  builds are also charged, while it runs and before any file is read, with the runs' real item
+  counts and file sizes as the index knows them; the first charge over ``max_items_per_request``
+  or ``max_item_bytes_per_request`` fails (nothing is read or built for that run) and the whole
+  request is refused with ``QUERY_TOO_COMPLEX`` giving the figures;
+* **time**: a query running longer than ``timeout_s`` is stopped with ``TIMEOUT``: the request's
+  task is cancelled at the deadline. Resolvers do their SQLite work synchronously on the event
+  loop, where a cancellation cannot interrupt them, so the request's deadline is also checked by
+  a SQLite progress handler, which aborts a long statement (the connection stays usable for the
+  next request), and by the worker thread reading record files, which stops between files
+  (:func:`current_deadline`); what runs on the loop between two awaits is bounded by the item
+  budget;
 * **production mode**: introspection only with a valid token (field suggestions are removed by
   :class:`graph.api.schema.ExecgraphSchema`).
 
@@ -50,6 +59,55 @@ from graph.settings import Limits
 PROGRESS_STEPS: Final = 20_000
 
 _deadline: ContextVar[float | None] = ContextVar("execgraph_deadline", default=None)
+
+
+class ItemBudget:
+    """The items (and record-file bytes) one request may still build, charged from facts.
+
+    Charges keep adding up after the first refusal, so that the final error gives the figures
+    of every run the query reached, not only the first one over.
+    """
+
+    def __init__(self, max_items: int, max_bytes: int) -> None:
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+        self.items = 0
+        self.bytes = 0
+        self.exceeded = False
+
+    @classmethod
+    def of(cls, limits: Limits) -> ItemBudget:
+        return cls(limits.max_items_per_request, limits.max_item_bytes_per_request)
+
+    def charge(self, items: int, size: int) -> None:
+        """Count ``items`` items from record files of ``size`` bytes about to be built; raise
+        :class:`QueryTooComplex` (and build nothing) when the request goes over either limit."""
+        self.items += items
+        self.bytes += size
+        if self.exceeded or self.items > self.max_items or self.bytes > self.max_bytes:
+            self.exceeded = True
+            raise self.refusal()
+
+    def refusal(self) -> QueryTooComplex:
+        """The error refusing the request, with the figures charged so far."""
+        if self.items > self.max_items:
+            reason = (
+                f"the runs whose items this query asks for hold at least {self.items} items; "
+                f"at most {self.max_items} are built per request"
+            )
+        else:
+            reason = (
+                f"the items this query asks for come from at least {self.bytes} bytes of record "
+                f"files; at most {self.max_bytes} bytes are built per request"
+            )
+        return QueryTooComplex(
+            f"{reason}. Ask for fewer runs (first), filter their items, or page through "
+            "items(first:, after:).",
+            items=self.items,
+            maxItems=self.max_items,
+            itemBytes=self.bytes,
+            maxItemBytes=self.max_bytes,
+        )
 
 
 def limit_extensions(limits: Limits) -> list[Callable[[], SchemaExtension]]:
@@ -164,12 +222,15 @@ class QueryGuard(MaskUnexpectedErrors):
         deadline = time.monotonic() + seconds
         token = _deadline.set(deadline)
         try:
-            async with asyncio.timeout(seconds):
+            async with asyncio.timeout(seconds):  # cancels the request's task at the deadline
                 yield
         except TimeoutError:
             raise self.timeout() from None
         finally:
             _deadline.reset(token)
+        budget = getattr(ctx.context, "item_budget", None)
+        if isinstance(budget, ItemBudget) and budget.exceeded:
+            raise budget.refusal()  # the whole request: no partial answer
         if time.monotonic() > deadline:  # a SQLite statement was aborted, or a resolver blocked
             raise self.timeout()
 
@@ -216,3 +277,11 @@ def past_deadline() -> bool:
     """
     deadline = _deadline.get()
     return deadline is not None and time.monotonic() > deadline
+
+
+def current_deadline() -> float | None:
+    """The current request's deadline (``time.monotonic()`` seconds), None outside a query.
+
+    For work handed to a worker thread, which does not see the request's context variables.
+    """
+    return _deadline.get()

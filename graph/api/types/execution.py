@@ -7,6 +7,7 @@ request context, which reads each file at most once per request.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated
 
@@ -20,6 +21,9 @@ from graph.api.types.scalars import JSON, BigInt
 from storage.catalog import RecordKey
 from storage.models import ExecutionRecord
 from storage.query import RunRow
+
+#: Items built between two turns given back to the event loop.
+BUILD_CHUNK = 1000
 
 
 @strawberry.type(description="One pipeline run: its record and, on request, its items.")
@@ -85,7 +89,13 @@ class Execution(Node):
         """The whole record, read at most once per request."""
         return await info.context.record(self.record_key)
 
-    @strawberry.field(description="The run's items in chronological order, optionally filtered.")
+    @strawberry.field(
+        description="The run's items in chronological order, optionally filtered. They count "
+        "against the request's item budget with the run's real item count (with a filter: the "
+        "matching items) and file size, before the file is read: a request over either limit "
+        "(EXECGRAPH_MAX_ITEMS_PER_REQUEST, EXECGRAPH_MAX_ITEM_BYTES_PER_REQUEST) is refused "
+        "as a whole with QUERY_TOO_COMPLEX."
+    )
     async def items(
         self,
         info: Info,
@@ -93,14 +103,27 @@ class Execution(Node):
             ItemFilter | None, strawberry.argument(description="Only items matching this filter.")
         ] = None,
     ) -> list[ExecutionItem]:
-        record = await self.record(info)
+        # The request's item budget is charged from the index's facts (the run's item count,
+        # or its matching positions, and its file size) before the file is read: over it,
+        # nothing is read or built for this run (see graph.api.extensions.limits).
+        budget = info.context.item_budget
         crit = item_criteria(filter)
-        positions: list[int] | range = range(len(record.items))
+        positions: list[int] | None = None
         if crit is not None:
             positions = await info.context.positions.load((self.rid, crit))
-        return [
-            ExecutionItem.build(self, record, pos) for pos in positions if pos < len(record.items)
-        ]
+        charged = self.item_count if positions is None else len(positions)
+        budget.charge(charged, self.size_bytes)
+        record = await self.record(info)
+        count = len(record.items)
+        if positions is None and count > charged:  # the file grew since the index saw it
+            budget.charge(count - charged, 0)
+        built: list[ExecutionItem] = []
+        for pos in range(count) if positions is None else positions:
+            if pos < count:
+                built.append(ExecutionItem.build(self, record, pos))
+                if len(built) % BUILD_CHUNK == 0:
+                    await asyncio.sleep(0)  # let other requests in (and a deadline's cancel)
+        return built
 
 
 @strawberry.type(
