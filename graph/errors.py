@@ -37,6 +37,8 @@ class ErrorCode(StrEnum):
     """The query ran past the time limit and was stopped."""
     SLOW_CONSUMER = "SLOW_CONSUMER"
     """A subscription fell too far behind and was ended."""
+    STORE_UNAVAILABLE = "STORE_UNAVAILABLE"
+    """The store directory is missing: the index is served as it was; retry when it is back."""
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
     """Anything unexpected (masked, with a request id; logged once in full)."""
     # The document itself, refused before anything runs.
@@ -119,3 +121,9 @@ class SlowConsumer(ExpectedError):
     """A subscription that fell too far behind was ended; subscribe again to resume."""
 
     code = ErrorCode.SLOW_CONSUMER
+
+class StoreUnavailable(ExpectedError):
+    """The store directory is missing (moved, unmounted, being restored); ``/healthz`` says
+    since when. Queries still answer from the index; a sync waits for the store."""
+
+    code = ErrorCode.STORE_UNAVAILABLE

@@ -446,6 +446,11 @@ class RecordIndex:
 
         With ``wait=False`` nothing happens if another sync is running, in this process or
         another (used from request handlers, which must not wait for a long sync).
+
+        While the store directory itself is missing, names not found are left as they are: a
+        vanished store is not a store of deleted files (the watcher syncs it in full when it
+        returns). Errors (a full disk, a locked index) propagate: the caller keeps the names
+        for another try (see :mod:`storage.watcher`).
         """
         if not self._write_lock.acquire(blocking=wait):
             return SyncReport()
@@ -481,6 +486,8 @@ class RecordIndex:
             ).fetchone()
             if row is None or FileSignature(*row) != entry.signature:
                 changed.append(name)
+        if gone and not os.path.isdir(self.store):
+            gone = []  # checked after the names' stats: none of them is known to be deleted
         removed = [
             name
             for name in gone

@@ -33,6 +33,8 @@ DEFAULT_MAX_FILE_BYTES: Final = 5 * 1024 * 1024
 MAX_NESTING: Final = 200
 
 _BOM: Final = b"\xef\xbb\xbf"
+#: Errors of opening a file that say nothing of the file (no descriptor or memory left).
+_EXHAUSTED: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM})
 _OPEN_FLAGS: Final = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
 
@@ -116,7 +118,8 @@ def open_in_store(root: Path, name: str) -> tuple[int, os.stat_result]:
 
     ``name`` must be a plain record file name. The file is opened without following a symlink;
     a symlink is then followed only when its target lies inside the store. The final file must
-    be a regular file. Raises :class:`InvalidRecordError`.
+    be a regular file. Raises :class:`InvalidRecordError`, or the :class:`OSError` itself when
+    the process has no descriptor (or memory) left: the file is not at fault.
     """
     if not is_record_name(name):
         raise InvalidRecordError("not a record file name")
@@ -135,6 +138,8 @@ def open_in_store(root: Path, name: str) -> tuple[int, os.stat_result]:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise InvalidRecordError("symbolic link loop") from exc
+        if exc.errno in _EXHAUSTED:
+            raise  # the process's trouble, not the file's: the sync fails and is retried
         raise InvalidRecordError(f"cannot be opened ({exc.strerror or 'I/O error'})") from exc
     try:
         st = os.fstat(fd)

@@ -16,6 +16,8 @@ from graph.api.context import Info
 from graph.api.types.enums import ExecutionOrder
 from graph.api.types.export import ExportInput, ExportJob
 from graph.api.types.inputs import item_criteria, run_filter
+from graph.errors import StoreUnavailable
+from storage.index import StoreNotFoundError
 
 
 def plain(value: Any) -> Any:
@@ -96,7 +98,12 @@ class Mutation:
         extensions=requires(Role.ADMIN),
     )
     async def sync_index(self, info: Info) -> SyncResult:
-        report = await asyncio.to_thread(info.context.state.index.sync)
+        try:
+            report = await asyncio.to_thread(info.context.state.index.sync)
+        except StoreNotFoundError as exc:
+            raise StoreUnavailable(
+                f"{exc}; the index is served as it was until the store is back"
+            ) from exc
         return SyncResult(
             scanned=report.scanned,
             added=report.added,

@@ -5,7 +5,8 @@ Routes:
 * ``/graphql``: GraphQL over POST (and GraphiQL for browsers on GET, served offline);
 * ``/graphiql-assets/...``: GraphiQL's scripts and styles, installed with the package;
 * ``/exports/{token}``: download of a finished export; ``/exports/schema.xsd``: the XML schema;
-* ``/healthz``: liveness for probes, whether the watcher runs, and which process answered
+* ``/healthz``: for probes: 200 ``ok``, or 503 ``degraded`` while the store is missing or index
+  syncs fail (:func:`health_response`); whether the watcher runs, and which process answered
   (its pid and subscriber count);
 * ``/``: redirects browsers to GraphiQL.
 
@@ -26,7 +27,7 @@ import gc
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from starlette.applications import Starlette
@@ -123,14 +124,7 @@ def create_app(
 
     async def healthz(request: Request) -> JSONResponse:
         # pid and subscribers: which worker process answered, and how many it serves.
-        return JSONResponse(
-            {
-                "status": "ok",
-                "watching": watcher.running,
-                "pid": os.getpid(),
-                "subscribers": state.broadcaster.subscriber_count,
-            }
-        )
+        return health_response(watcher, state.broadcaster.subscriber_count)
 
     graphql = _graphql_endpoint(state, registry)
     app = Starlette(
@@ -153,6 +147,28 @@ def create_app(
     return app
 
 
+def health_response(watcher: StoreWatcher, subscribers: int) -> JSONResponse:
+    """``/healthz``: 200 ``ok``, or 503 ``degraded`` while the store is missing or syncs fail
+    (the index is still served as it is; a probe should look, not restart: the watcher heals
+    both once the store or the disk is back)."""
+    health = watcher.health()
+    body: dict[str, object] = {
+        "status": "ok" if health.ok else "degraded",
+        "watching": watcher.running and health.store_missing_since is None,
+        "pid": os.getpid(),
+        "subscribers": subscribers,
+    }
+    if health.store_missing_since is not None:
+        body["store"] = {"status": "missing", "since": _utc(health.store_missing_since)}
+    if health.failing_since is not None:
+        body["sync"] = {"failing_since": _utc(health.failing_since), "error": health.error}
+    return JSONResponse(body, status_code=200 if health.ok else 503)
+
+
+def _utc(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+
+
 def _lifespan(
     state: AppState, watcher: StoreWatcher, *, own_index: bool, tune_gc: bool
 ) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
@@ -161,18 +177,29 @@ def _lifespan(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # Whether the index is in line with the store now (else the watcher syncs it first).
+        synced = settings.startup_sync
         if own_index:
             index.open()
             if settings.startup_sync:
-                report = index.sync()
-                log.info(
-                    "index synced: %d files, %d added, %d changed, %d removed, %d not servable",
-                    report.scanned,
-                    report.added,
-                    report.updated,
-                    report.removed,
-                    report.invalid,
-                )
+                try:
+                    report = index.sync()
+                except Exception as exc:
+                    if not settings.watch:
+                        raise
+                    # A full disk or a locked index: serve what the index has; the watcher
+                    # retries the full sync until it succeeds (and /healthz says degraded).
+                    log.error("index sync at start-up failed (%s): the watcher retries it", exc)
+                    synced = False
+                else:
+                    log.info(
+                        "index synced: %d files, %d added, %d changed, %d removed, %d not servable",
+                        report.scanned,
+                        report.added,
+                        report.updated,
+                        report.removed,
+                        report.invalid,
+                    )
         # Subscribers hear of every change logged from now on, by any process on this index.
         state.broadcaster.bind(asyncio.get_running_loop(), index)
         # Expired exports are deleted now and then on a timer, files and job records alike.
@@ -182,7 +209,7 @@ def _lifespan(
         if settings.watch:
             # Without a start-up sync (the CLI synced just before), the watcher catches up
             # on anything that changed in between, in its own thread.
-            watcher.start(initial_sync=not settings.startup_sync)
+            watcher.start(initial_sync=not synced)
         try:
             yield
         finally:
