@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from storage.index import RecordIndex
 from tests.e2e.server import RunningServer, serve
 from tests.factory import record_dict, write_record
 
@@ -192,3 +193,29 @@ def test_runs_written_while_the_disk_is_full_are_served_when_space_returns(
     failing = [line for line in lines if "index sync failing" in line]
     assert 1 <= len(failing) <= 2, lines  # the error may read two ways (SQLite, then the OS)
     assert len([line for line in lines if "recovered" in line]) == 1, lines
+
+
+def test_a_start_on_a_full_disk_comes_up_degraded_and_heals(
+    store: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    wanted = {f"exec_start_{n:03d}" for n in range(150)}
+    with small_tmpfs(tmp_path / "small", "8m") as disk:
+        index = disk / "index.sqlite3"
+        with RecordIndex(store, index) as existing:  # the index of the store as it was
+            existing.sync()
+        for eid in sorted(wanted):
+            write_record(store, record_dict(eid, shape="stillepost"))
+        filler = fill(disk)
+        os.truncate(filler, filler.stat().st_size - 256 * 1024)  # room to open, not for rows
+        with serve(store, index) as server:
+            wait_until(lambda: health(server)[0] == 503, "/healthz 503 while the build fails")
+            assert post(server, "{ __typename }") == {"data": {"__typename": "Query"}}
+            assert served(server) != wanted
+            filler.unlink()
+            took = wait_until(lambda: served(server) == wanted, "every run served after the fault")
+            wait_until(lambda: health(server)[0] == 200, "/healthz 200 again")
+            print(f"start on a full disk: all served {took:.2f} s after space returned")
+            assert took < 10
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("index sync at start-up failed" in m for m in messages), messages

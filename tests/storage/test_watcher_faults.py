@@ -79,8 +79,11 @@ def index(store: Path, index_path: Path) -> Iterator[FaultyIndex]:
 
 
 @pytest.fixture
-def watcher(index: FaultyIndex) -> Iterator[StoreWatcher]:
-    running = StoreWatcher(index, rescan_interval_s=3600)  # no rescan to hide a lost name
+def watcher(index: FaultyIndex, request: pytest.FixtureRequest) -> Iterator[StoreWatcher]:
+    """A running watcher (``auto`` mode, or the one given by indirect parametrisation)."""
+    mode = getattr(request, "param", "auto")
+    # No rescan (3600 s) that could hide a lost name.
+    running = StoreWatcher(index, mode=mode, poll_interval_ms=100, rescan_interval_s=3600)
     running.start(initial_sync=True)  # run once notifications are on: then the test may begin
     wait_until(lambda: index.calls >= 1, "the watcher watching")
     index.calls = 0
@@ -163,6 +166,7 @@ def test_a_failed_full_sync_at_start_is_retried(
     assert len([line for line in watcher_lines(caplog) if "failing" in line]) == 1
 
 
+@pytest.mark.parametrize("watcher", ["auto", "poll"], indirect=True)
 def test_a_store_deleted_and_recreated_is_watched_again(
     store: Path, index: FaultyIndex, watcher: StoreWatcher, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -186,6 +190,7 @@ def test_a_store_deleted_and_recreated_is_watched_again(
     shutil.rmtree(away)
 
 
+@pytest.mark.parametrize("watcher", ["auto", "poll"], indirect=True)
 def test_a_store_swapped_for_a_symlink_is_followed(
     store: Path, tmp_path: Path, index: FaultyIndex, watcher: StoreWatcher
 ) -> None:
@@ -216,3 +221,23 @@ def test_names_looked_up_while_the_store_is_missing_keep_their_runs(
         store.mkdir()  # back, empty: now the file is known to be gone
         index.sync_names(["exec_kept.json"])
         assert served(index) == set()
+
+
+def test_a_file_not_opened_for_want_of_descriptors_fails_the_sync_and_is_read_later(
+    store: Path, index_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_record(store, record_dict("exec_fd"))
+    real_open = os.open
+
+    def no_descriptors(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if str(path).endswith(".json"):
+            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+        return real_open(path, flags, *args, **kwargs)
+
+    with RecordIndex(store, index_path) as index:
+        monkeypatch.setattr(os, "open", no_descriptors)
+        with pytest.raises(OSError, match="Too many open files"):
+            index.sync_names(["exec_fd.json"])  # not recorded as an unservable file
+        monkeypatch.undo()
+        index.sync_names(["exec_fd.json"])
+        assert served(index) == {"exec_fd"}
