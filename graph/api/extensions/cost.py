@@ -6,7 +6,10 @@ GitHub's node limit, the cost multiplies page sizes along nested lists:
 
 * a field with ``first``/``last`` (a connection) holds that many rows (``first``/``last`` may be
   variables; neither given: the default page size) in its ``edges`` and ``nodes``;
-* ``Execution.items`` holds up to ``items_per_execution`` items (runs hold ~5-20);
+* ``Execution.items`` holds up to ``items_per_execution`` items (runs hold ~5-20). That is an
+  assumption, not a fact: a run may hold thousands. So the items really built are charged again
+  while the query runs, from each run's item count and file size in the index, against the
+  request's :class:`~graph.api.extensions.limits.ItemBudget`, before its file is read;
 * any other list counts as one element (small lists: the sidebar counts, invalid files);
 * every object in the answer costs 1 (connections, edges, runs, items, ...); scalars are free.
 
