@@ -19,6 +19,7 @@ import uvicorn
 from graph import __version__
 from graph.cli.token import access_environment, check_access
 from graph.server.connections import PROTOCOL as CONNECTION_PROTOCOL
+from graph.server.connections import WS_PROTOCOL
 from graph.services.progress import progress_bar
 from graph.settings import Settings, cache_root
 from storage.catalog import Catalog
@@ -229,6 +230,7 @@ def serve(
         log_level="warning",
         # Head, body and idle timeouts and the connection cap (graph.server.connections).
         http=CONNECTION_PROTOCOL,
+        ws=WS_PROTOCOL,
         timeout_keep_alive=settings.idle_timeout_s,  # type: ignore[arg-type]
         loop="auto",
         lifespan="on",

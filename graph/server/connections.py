@@ -24,6 +24,10 @@ every worker process builds its own):
 
 WebSockets leave this protocol at the upgrade (their own timers are ping/pong and the
 ``connection_init`` timeout, :mod:`graph.server.transport_ws`); they still count in the cap.
+:class:`PromptClosingWebSockets` (``ws=``) waits :data:`WS_CLOSE_TIMEOUT_S` rather than 10 s
+for the close reply of a client it closes, so that a client which never answers (one that sent
+no ``connection_init`` either) gives its descriptor back within the ``connection_init``
+timeout plus a second.
 """
 
 from __future__ import annotations
@@ -33,11 +37,12 @@ import functools
 import logging
 import resource
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import orjson
 from starlette.types import Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from graph.errors import ErrorCode
 from graph.settings import Settings
@@ -46,6 +51,11 @@ log = logging.getLogger("execgraph.connections")
 
 #: What ``serve`` passes to uvicorn as ``http=``.
 PROTOCOL: Final = "graph.server.connections:GuardedHttpTools"
+#: ... and as ``ws=``.
+WS_PROTOCOL: Final = "graph.server.connections:PromptClosingWebSockets"
+#: How long a WebSocket the server closes (4408, shutdown) waits for the client's close reply
+#: before its socket is closed (uvicorn's 10 s held a silent client's descriptor that long).
+WS_CLOSE_TIMEOUT_S: Final = 1.0
 #: How long a connection over the cap may take to send its head before it is closed unanswered.
 REFUSAL_GRACE_S: Final = 1.0
 #: How long a connection past the descriptor ceiling is drained after its 503.
@@ -262,3 +272,12 @@ class GuardedHttpTools(HttpToolsProtocol):
         self._timer = None
         if not self.transport.is_closing():
             self.transport.close()
+
+
+class PromptClosingWebSockets(WebSocketsSansIOProtocol):
+    """uvicorn's WebSocket protocol, closing the socket :data:`WS_CLOSE_TIMEOUT_S` after the
+    server's close frame when the client does not answer it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.close_timeout = WS_CLOSE_TIMEOUT_S

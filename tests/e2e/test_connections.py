@@ -282,9 +282,25 @@ def test_a_websocket_without_connection_init_is_closed_in_time_among_200_idle_so
                 return ws.close_code, time.monotonic() - started
 
         code, elapsed = asyncio.run(silent())
+        # A client that upgrades and then never answers anything, not even the close frame.
+        raw = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        stack.callback(raw.close)
+        raw.sendall(
+            b"GET /graphql HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nconnection: Upgrade\r\n"
+            b"sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\n"
+            b"sec-websocket-protocol: graphql-transport-ws\r\n\r\n"
+        )
+        upgraded = time.monotonic()
+        assert raw.recv(4096).startswith(b"HTTP/1.1 101")
+        released, frames = closed_within([raw], 10)
+        held = time.monotonic() - upgraded
         print(
             "\nconnection_init timeout 2 s among 200 idle sockets: "
-            f"closed {code} after {elapsed:.2f} s"
+            f"closed {code} after {elapsed:.2f} s; a client that never answers: socket closed "
+            f"after {held:.2f} s"
         )
         assert code == 4408
         assert elapsed < 2 + 1
+        assert released == 1
+        assert frames.startswith(b"\x88")  # the close frame (4408) came first
+        assert held < 2 + 1 + 1  # the timeout, then at most WS_CLOSE_TIMEOUT_S for the reply
