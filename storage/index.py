@@ -450,7 +450,8 @@ class RecordIndex:
         While the store directory itself is missing, names not found are left as they are: a
         vanished store is not a store of deleted files (the watcher syncs it in full when it
         returns). Errors (a full disk, a locked index) propagate: the caller keeps the names
-        for another try (see :mod:`storage.watcher`).
+        for another try (see :mod:`storage.watcher`); with ``wait=False`` (a request's hint,
+        for files the watcher sees change too) they are logged at debug level only.
         """
         if not self._write_lock.acquire(blocking=wait):
             return SyncReport()
@@ -461,6 +462,11 @@ class RecordIndex:
                 return SyncReport()  # another process is syncing
             try:
                 report = self._sync_names(self._require_writer(), names)
+            except (OSError, sqlite3.Error) as exc:
+                if wait:
+                    raise
+                log.debug("catching up on changed files failed (%s)", exc)
+                return SyncReport()
             finally:
                 self._file_lock.release()
         finally:

@@ -15,7 +15,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -72,16 +72,20 @@ def watcher_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 @pytest.fixture
 def index(store: Path, index_path: Path) -> Iterator[FaultyIndex]:
-    with FaultyIndex(store, index_path) as opened:
+    opened = FaultyIndex(store, index_path)
+    opened.open()
+    try:
         opened.sync()
         opened.calls = 0
         yield opened
+    finally:
+        opened.close()
 
 
 @pytest.fixture
 def watcher(index: FaultyIndex, request: pytest.FixtureRequest) -> Iterator[StoreWatcher]:
     """A running watcher (``auto`` mode, or the one given by indirect parametrisation)."""
-    mode = getattr(request, "param", "auto")
+    mode: Literal["auto", "poll"] = getattr(request, "param", "auto")
     # No rescan (3600 s) that could hide a lost name.
     running = StoreWatcher(index, mode=mode, poll_interval_ms=100, rescan_interval_s=3600)
     running.start(initial_sync=True)  # run once notifications are on: then the test may begin
@@ -153,15 +157,17 @@ def test_a_failed_full_sync_at_start_is_retried(
     caplog.set_level(logging.INFO, logger="storage.watcher")
     for n in range(3):
         write_record(store, record_dict(f"exec_{n}"))
-    with FaultyIndex(store, index_path) as index:
-        index.faults = [sqlite3.OperationalError("disk I/O error")] * 3
-        watcher = StoreWatcher(index, rescan_interval_s=3600)
-        watcher.start(initial_sync=True)
-        try:
-            wait_until(lambda: served(index) == {"exec_0", "exec_1", "exec_2"}, "all served")
-            wait_until(lambda: watcher.health().ok, "health back to ok")
-        finally:
-            watcher.stop()
+    index = FaultyIndex(store, index_path)
+    index.open()
+    index.faults = [sqlite3.OperationalError("disk I/O error")] * 3
+    watcher = StoreWatcher(index, rescan_interval_s=3600)
+    watcher.start(initial_sync=True)
+    try:
+        wait_until(lambda: served(index) == {"exec_0", "exec_1", "exec_2"}, "all served")
+        wait_until(lambda: watcher.health().ok, "health back to ok")
+    finally:
+        watcher.stop()
+        index.close()
     assert index.calls >= 4
     assert len([line for line in watcher_lines(caplog) if "failing" in line]) == 1
 
@@ -241,3 +247,18 @@ def test_a_file_not_opened_for_want_of_descriptors_fails_the_sync_and_is_read_la
         monkeypatch.undo()
         index.sync_names(["exec_fd.json"])
         assert served(index) == {"exec_fd"}
+
+
+def test_a_requests_catch_up_that_fails_does_not_fail_the_request(
+    store: Path, index_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_record(store, record_dict("exec_hint"))
+    with RecordIndex(store, index_path) as index:
+
+        def full_disk(*args: Any) -> SyncReport:
+            raise sqlite3.OperationalError("database or disk is full")
+
+        monkeypatch.setattr(index, "_sync_names", full_disk)
+        assert index.sync_names(["exec_hint.json"], wait=False) == SyncReport()
+        with pytest.raises(sqlite3.OperationalError):
+            index.sync_names(["exec_hint.json"])  # the watcher's call: it keeps the names
