@@ -1,4 +1,7 @@
-"""One heavy client against a real ``execgraph serve`` process: it never holds up the others.
+"""One heavy client against a real server: it never holds up the others; and each subscription
+event has an item budget of its own.
+
+The first test runs ``execgraph serve`` (its memory is read from /proc).
 
 A store of 20 runs of ~5,000 items each. One client keeps asking for every run's items (over the
 item budget: refused from the index's counts, nothing read) and for a page within the budget,
@@ -8,6 +11,7 @@ heavy answer comes by its deadline, and the server's memory (VmRSS) stays bounde
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import threading
@@ -18,7 +22,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.server import free_port
+from tests.e2e.server import Subscriber, free_port, serve
 from tests.e2e.test_workers import EXECGRAPH, environment
 from tests.hardening.test_heavy_answers import heavy_record
 
@@ -132,3 +136,31 @@ def test_one_heavy_client_never_holds_up_the_others(tmp_path: Path) -> None:
     assert max(t for t, _ in heavy) < TIMEOUT_S + 1.0  # each by its deadline
     assert worst < 1.0
     assert after - before < 200 * 1024  # KiB
+
+
+def test_each_subscription_event_has_an_item_budget_of_its_own(
+    store: Path, index_path: Path
+) -> None:
+    """Two runs of ~3,000 items with a budget of 4,000: each event is built in full (one budget
+    for the whole subscription would refuse the second); a run over it is an error event."""
+
+    async def scenario(url: str) -> list[dict[str, Any]]:
+        sub = await Subscriber.connect(url)
+        await sub.subscribe("subscription { executionAdded { executionId items { stage } } }")
+        await asyncio.sleep(0.3)  # the subscription is registered
+        for n in range(3):
+            data = heavy_record(n, extra=6000 if n == 2 else 3000)
+            (store / f"{data['execution_id']}.json").write_bytes(json.dumps(data).encode())
+            await asyncio.sleep(0.3)  # one event each
+        messages = [await sub.receive(10) for _ in range(3)]
+        await sub.close()
+        return messages
+
+    with serve(store, index_path, max_items_per_request=4000) as server:
+        messages = asyncio.run(scenario(server.ws_url))
+    assert [m["type"] for m in messages] == ["next"] * 3
+    full = [m["payload"] for m in messages if "errors" not in m["payload"]]
+    assert [len(p["data"]["executionAdded"]["items"]) for p in full] == [3007, 3007]
+    [over] = [m["payload"] for m in messages if "errors" in m["payload"]]
+    assert [e["extensions"]["code"] for e in over["errors"]] == ["QUERY_TOO_COMPLEX"]
+    assert over["errors"][0]["extensions"]["items"] == 6007
