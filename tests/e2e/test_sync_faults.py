@@ -9,12 +9,14 @@ are served once space returns, without a restart.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import os
 import shutil
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -25,7 +27,7 @@ from typing import Any
 import pytest
 
 from storage.index import RecordIndex
-from tests.e2e.server import RunningServer, serve
+from tests.e2e.server import RunningServer, Subscriber, serve
 from tests.factory import record_dict, write_record
 
 WAIT_S = 15.0
@@ -161,6 +163,22 @@ def fill(folder: Path) -> Path:
     return filler
 
 
+def listen(server: RunningServer, announced: list[str], count: int) -> None:
+    """Collect ``count`` executionAdded ids (in a thread of its own, with its own loop)."""
+
+    async def run() -> None:
+        sub = await Subscriber.connect(server.ws_url)
+        await sub.subscribe("subscription { executionAdded { executionId } }")
+        deadline = time.monotonic() + 3 * WAIT_S
+        while len(announced) < count and time.monotonic() < deadline:
+            message = await sub.receive(max(0.01, deadline - time.monotonic()))
+            assert message["type"] == "next", message
+            announced.append(message["payload"]["data"]["executionAdded"]["executionId"])
+        await sub.close()
+
+    asyncio.run(run())
+
+
 def test_runs_written_while_the_disk_is_full_are_served_when_space_returns(
     store: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -170,6 +188,10 @@ def test_runs_written_while_the_disk_is_full_are_served_when_space_returns(
         write_record(store, record_dict("exec_before"))
         with serve(store, index) as server:
             assert served(server) == {"exec_before"}
+            announced: list[str] = []
+            listener = threading.Thread(target=listen, args=(server, announced, 150), daemon=True)
+            listener.start()
+            time.sleep(0.5)  # subscribed
             filler = fill(disk)
             new = {f"exec_full_{n:03d}" for n in range(150)}
             for eid in sorted(new):
@@ -188,6 +210,8 @@ def test_runs_written_while_the_disk_is_full_are_served_when_space_returns(
             wait_until(lambda: health(server)[0] == 200, "/healthz 200 again")
             print(f"all {len(new)} runs served {took:.2f} s after space returned")
             assert took < 10
+            listener.join(WAIT_S)
+            assert sorted(announced) == sorted(new)  # each announced once, after the fault
     lines = watcher_lines(caplog)
     print("\n".join(lines))
     failing = [line for line in lines if "index sync failing" in line]
