@@ -249,6 +249,10 @@ class GuardedHttpTools(HttpToolsProtocol):
     def handle_websocket_upgrade(self) -> None:
         self._disarm()
         self._phase = "answering"
+        if self._refused:  # the WebSocket protocol would serve the app itself: refuse here
+            self.transport.write(OVER_CAPACITY_RESPONSE)
+            self.transport.close()
+            return
         super().handle_websocket_upgrade()
 
     def _arm(self, delay: float, callback: object) -> None:

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
+import pytest
 import websockets
 from websockets.typing import Subprotocol
 
@@ -212,6 +213,22 @@ def test_idle_and_header_dripping_sockets_are_closed_while_a_client_is_answered(
         assert client.worst < 1.0
 
 
+def test_a_stalled_body_closes_the_connection(tmp_path: Path) -> None:
+    with ExitStack() as stack:
+        server, _ = stack.enter_context(serve_limited(tmp_path, nofile=256, body_timeout_s=2))
+        (sock,) = open_sockets(server, 1)
+        stack.callback(sock.close)
+        sock.sendall(
+            b"POST /graphql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            b'content-length: 100\r\n\r\n{"query":'
+        )
+        started = time.monotonic()
+        closed, _ = closed_within([sock], 2 + 1.5)
+        assert closed == 1, "a body that stalls must not hold its connection"
+        assert time.monotonic() - started > 1.5  # the body timeout, not at once
+        assert post(server)[0] == 200
+
+
 def test_over_the_cap_a_client_gets_a_graphql_shaped_503_not_a_reset(tmp_path: Path) -> None:
     with ExitStack() as stack:
         server, _ = stack.enter_context(
@@ -225,6 +242,14 @@ def test_over_the_cap_a_client_gets_a_graphql_shaped_503_not_a_reset(tmp_path: P
         for status, body in refused:
             assert status == 503, body
             assert body["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"  # type: ignore[index]
+
+        async def websocket() -> int:
+            with pytest.raises(websockets.InvalidStatus) as refused_ws:
+                async with websockets.connect(server.ws, subprotocols=PROTOCOL):
+                    pass
+            return refused_ws.value.response.status_code
+
+        assert asyncio.run(websocket()) == 503
         closed, _ = closed_within(held, 3 + 1.5)
         assert closed == 30
         assert post(server)[0] == 200  # room again once the idle ones are gone
