@@ -14,9 +14,10 @@ In front of the routes (outermost first): CORS, only when origins are configured
 body limit (413); bearer-token identification (:mod:`graph.server.middleware`). The GraphQL
 endpoint itself, and what it refuses, is :mod:`graph.server.endpoint`.
 
-Start-up opens (or rebuilds) the index, syncs it with the store, starts following the index's
-change log for subscribers (whichever process synced), deletes expired exports (then on a timer)
-and starts the store watcher; shutdown stops them and closes the index.
+Start-up opens (or rebuilds) the index, syncs it with the store (a sync that fails, on a full
+disk say, is left to the watcher, which retries it), starts following the index's change log for
+subscribers (whichever process synced), deletes expired exports (then on a timer) and starts the
+store watcher; shutdown stops them and closes the index.
 """
 
 from __future__ import annotations
