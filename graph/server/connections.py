@@ -12,6 +12,7 @@ every worker process builds its own):
 * **head** (``EXECGRAPH_HEADER_TIMEOUT_S``): a request line and headers must be complete this
   long after their first byte, however the bytes trickle in; a late head is answered ``408``
   (``REQUEST_TIMEOUT``) and the connection closed;
+* **head size**: at most :data:`MAX_HEAD_BYTES` (431 ``BAD_REQUEST`` beyond, then closed);
 * **body** (``EXECGRAPH_BODY_TIMEOUT_S``): the whole body must follow within this; a stalled
   body closes the connection (the app sees a disconnect);
 * **the cap** (``EXECGRAPH_MAX_CONNECTIONS``, HTTP and WebSocket connections of the process):
@@ -58,6 +59,9 @@ WS_PROTOCOL: Final = "graph.server.connections:PromptClosingWebSockets"
 WS_CLOSE_TIMEOUT_S: Final = 1.0
 #: How long a connection over the cap may take to send its head before it is closed unanswered.
 REFUSAL_GRACE_S: Final = 1.0
+#: The largest request head (request line and headers) read; larger ones get 431 and are closed
+#: (httptools itself takes headers of any size, each kept in memory).
+MAX_HEAD_BYTES: Final = 64 * 1024
 #: How long a connection past the descriptor ceiling is drained after its 503.
 DRAIN_S: Final = 0.5
 #: Descriptors never used for connections: at least this many, or an eighth of the limit.
@@ -83,6 +87,11 @@ REQUEST_TIMEOUT_RESPONSE: Final = _refusal(
     b"408 Request Timeout",
     ErrorCode.REQUEST_TIMEOUT,
     "The request head (request line and headers) did not arrive in time.",
+)
+HEAD_TOO_LARGE_RESPONSE: Final = _refusal(
+    b"431 Request Header Fields Too Large",
+    ErrorCode.BAD_REQUEST,
+    f"The request head is over {MAX_HEAD_BYTES // 1024} KiB.",
 )
 OVER_CAPACITY_RESPONSE: Final = _refusal(
     b"503 Service Unavailable",
@@ -193,6 +202,7 @@ class GuardedHttpTools(HttpToolsProtocol):
     #: "draining" (past the ceiling, answered before its request; reading nothing).
     _phase: str = "idle"
     _refused: bool = False
+    _head_bytes: int = 0
 
     def _limits(self) -> ConnectionLimits:
         return self.limits if self.limits is not None else process_limits()
@@ -232,7 +242,13 @@ class GuardedHttpTools(HttpToolsProtocol):
             return
         if self._phase == "idle" and not self._refused:
             self._phase = "head"
+            self._head_bytes = 0
             self._arm(self._limits().header_timeout_s, self._head_too_slow)
+        if self._phase == "head":
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._refuse_head(HEAD_TOO_LARGE_RESPONSE)
+                return
         super().data_received(data)
 
     def on_headers_complete(self) -> None:
@@ -266,10 +282,21 @@ class GuardedHttpTools(HttpToolsProtocol):
 
     def _head_too_slow(self) -> None:
         self._timer = None
+        self._refuse_head(REQUEST_TIMEOUT_RESPONSE)
+
+    def _refuse_head(self, response: bytes) -> None:
+        self._disarm()
+        self._phase = "draining"  # read nothing more
         if self.transport.is_closing():
             return
         if self.cycle is None or self.cycle.response_complete:  # never inside another answer
-            self.transport.write(REQUEST_TIMEOUT_RESPONSE)
+            self.transport.write(response)
+            if self.transport.can_write_eof():
+                # Read (and drop) what the client still sends for a moment: closing on unread
+                # bytes would reset the connection, and the client might not see the answer.
+                self.transport.write_eof()
+                self._arm(DRAIN_S, self._close)
+                return
         self.transport.close()
 
     def _close(self) -> None:

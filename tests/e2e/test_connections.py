@@ -229,6 +229,19 @@ def test_a_stalled_body_closes_the_connection(tmp_path: Path) -> None:
         assert post(server)[0] == 200
 
 
+def test_a_request_head_over_64_kib_is_refused_with_431(tmp_path: Path) -> None:
+    with ExitStack() as stack:
+        server, _ = stack.enter_context(serve_limited(tmp_path, nofile=256))
+        (sock,) = open_sockets(server, 1)
+        stack.callback(sock.close)
+        with suppress(OSError):  # the server may close before all of it is sent
+            sock.sendall(b"POST /graphql HTTP/1.1\r\nhost: x\r\nx-big: " + b"a" * 200_000)
+        closed, answer = closed_within([sock], 5)
+        assert closed == 1
+        assert answer.startswith(b"HTTP/1.1 431"), answer[:200]
+        assert post(server)[0] == 200
+
+
 def test_over_the_cap_a_client_gets_a_graphql_shaped_503_not_a_reset(tmp_path: Path) -> None:
     with ExitStack() as stack:
         server, _ = stack.enter_context(
