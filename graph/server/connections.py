@@ -240,10 +240,11 @@ class GuardedHttpTools(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._phase == "draining":
             return
-        if self._phase == "idle" and not self._refused:
+        if self._phase == "idle":
             self._phase = "head"
             self._head_bytes = 0
-            self._arm(self._limits().header_timeout_s, self._head_too_slow)
+            if not self._refused:  # a refused connection keeps its shorter grace
+                self._arm(self._limits().header_timeout_s, self._head_too_slow)
         if self._phase == "head":
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD_BYTES:
