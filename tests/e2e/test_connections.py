@@ -28,6 +28,7 @@ import pytest
 import websockets
 from websockets.typing import Subprotocol
 
+from graph.server.connections import descriptor_budget
 from tests.e2e.server import free_port
 from tests.e2e.test_workers import (
     EXECGRAPH,
@@ -345,3 +346,19 @@ def test_a_websocket_without_connection_init_is_closed_in_time_among_200_idle_so
         assert released == 1
         assert frames.startswith(b"\x88")  # the close frame (4408) came first
         assert held < 2 + 1 + 1  # the timeout, then at most WS_CLOSE_TIMEOUT_S for the reply
+
+
+@pytest.mark.parametrize(
+    ("nofile", "configured", "expected"),
+    [
+        (256, None, (144, 192, 208)),
+        (1024, None, (672, 896, 928)),
+        (1024, 100, (100, 896, 928)),
+        (1024, 5000, (896, 896, 928)),  # never past the descriptors left after the reserve
+    ],
+)
+def test_the_connection_budget_keeps_a_reserve_of_descriptors(
+    monkeypatch: pytest.MonkeyPatch, nofile: int, configured: int | None, expected: tuple[int, ...]
+) -> None:
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (nofile, nofile))
+    assert descriptor_budget(configured) == expected
