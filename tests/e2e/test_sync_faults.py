@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import resource
 import shutil
 import subprocess
 import threading
@@ -28,6 +29,7 @@ import pytest
 
 from storage.index import RecordIndex
 from tests.e2e.server import RunningServer, Subscriber, serve
+from tests.e2e.test_workers import http_json, serving
 from tests.factory import record_dict, write_record
 
 WAIT_S = 15.0
@@ -249,3 +251,37 @@ def test_a_start_on_a_full_disk_comes_up_degraded_and_heals(
             assert took < 10
     messages = [r.getMessage() for r in caplog.records]
     assert any("index sync at start-up failed" in m for m in messages), messages
+
+
+def test_runs_written_while_descriptors_run_out_are_served_after(
+    store: Path, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    with serving(store, home, index=tmp_path / "fd-index.sqlite3") as server:
+        pid = server.process.pid
+
+        def runs() -> set[str]:
+            data = http_json(f"{server.http}/graphql", {"query": RUNS})["data"]["executions"]
+            return {edge["node"]["executionId"] for edge in data["edges"]}
+
+        write_record(store, record_dict("exec_fd_before"))  # the watcher is at work
+        wait_until(lambda: runs() == {"exec_fd_before"}, "a first file served")
+        new = {f"exec_fd_{n:02d}" for n in range(20)}
+        soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+        # No descriptor left for the server process: every open() it makes now fails (EMFILE),
+        # the index's lock file first (tests/storage/test_watcher_faults.py takes a record file).
+        spare = len(os.listdir(f"/proc/{pid}/fd"))
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (spare, hard))
+        try:
+            for eid in sorted(new):
+                write_record(store, record_dict(eid))
+            time.sleep(2)  # the watcher tries, fails, retries
+        finally:
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+        back = time.monotonic()
+        wait_until(lambda: runs() == new | {"exec_fd_before"}, "every run served after EMFILE")
+        print(f"EMFILE: all served {time.monotonic() - back:.2f} s after descriptors returned")
+        log = server.log.read_text()
+    assert log.count("index sync failing") == 1, log[-3000:]
+    assert "EMFILE" in log or "Too many open files" in log, log[-3000:]
+    assert log.count("index sync recovered") == 1, log[-3000:]
