@@ -24,8 +24,6 @@ from storage.reader import DEFAULT_MAX_FILE_BYTES
 from storage.watcher import RETRY_MAX_S, StoreWatcher, store_identity
 from tests.factory import record_dict, write_record
 
-pytestmark = pytest.mark.slow  # real threads and file-system notifications, a few seconds
-
 WAIT_S = 10.0
 ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
@@ -98,6 +96,7 @@ def watcher(index: FaultyIndex, request: pytest.FixtureRequest) -> Iterator[Stor
         assert not running.running
 
 
+@pytest.mark.slow  # a real watcher thread, seconds of retries
 def test_names_of_failed_syncs_are_retried_until_every_one_is_indexed(
     store: Path,
     index: FaultyIndex,
@@ -125,6 +124,7 @@ def test_names_of_failed_syncs_are_retried_until_every_one_is_indexed(
     assert len([line for line in lines if "recovered" in line]) == 1, lines
 
 
+@pytest.mark.slow  # a real watcher thread, seconds of retries
 def test_a_lasting_failure_is_retried_with_backoff_and_logged_once(
     store: Path,
     index: FaultyIndex,
@@ -151,6 +151,7 @@ def test_a_lasting_failure_is_retried_with_backoff_and_logged_once(
     assert len([line for line in lines if "recovered" in line]) == 1, lines
 
 
+@pytest.mark.slow  # a real watcher thread, seconds of retries
 def test_a_failed_full_sync_at_start_is_retried(
     store: Path, index_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -172,6 +173,7 @@ def test_a_failed_full_sync_at_start_is_retried(
     assert len([line for line in watcher_lines(caplog) if "failing" in line]) == 1
 
 
+@pytest.mark.slow  # a real watcher thread, seconds of retries
 @pytest.mark.parametrize("watcher", ["auto", "poll"], indirect=True)
 def test_a_store_deleted_and_recreated_is_watched_again(
     store: Path, index: FaultyIndex, watcher: StoreWatcher, caplog: pytest.LogCaptureFixture
@@ -196,6 +198,7 @@ def test_a_store_deleted_and_recreated_is_watched_again(
     shutil.rmtree(away)
 
 
+@pytest.mark.slow  # a real watcher thread, seconds of retries
 @pytest.mark.parametrize("watcher", ["auto", "poll"], indirect=True)
 def test_a_store_swapped_for_a_symlink_is_followed(
     store: Path, tmp_path: Path, index: FaultyIndex, watcher: StoreWatcher
