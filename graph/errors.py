@@ -122,6 +122,7 @@ class SlowConsumer(ExpectedError):
 
     code = ErrorCode.SLOW_CONSUMER
 
+
 class StoreUnavailable(ExpectedError):
     """The store directory is missing (moved, unmounted, being restored); ``/healthz`` says
     since when. Queries still answer from the index; a sync waits for the store."""
