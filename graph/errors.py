@@ -32,7 +32,8 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "FORBIDDEN"
     """The token's role may not do this (403 for downloads; introspection in production)."""
     QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
-    """The answer could hold more objects than the budget; nothing ran."""
+    """The answer would hold more objects, items or record-file bytes than the budget; nothing
+    (more) was built: refused before execution, or at the first run over the item budget."""
     TIMEOUT = "TIMEOUT"
     """The query ran past the time limit and was stopped."""
     SLOW_CONSUMER = "SLOW_CONSUMER"
