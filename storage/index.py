@@ -147,11 +147,17 @@ class RecordIndex:
         #: Whether this process created the index file and has not synced it yet: only then
         #: may the first sync build a new file in its place (no other process can have it open).
         self._created_here = False
+        #: ``(st_dev, st_ino)`` of the file the writer opened (see :meth:`file_status`).
+        self._file_id: tuple[int, int] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def open(self) -> RecordIndex:
-        """Open (or create, or rebuild) the index file. Does not sync."""
+        """Open (or create, or rebuild) the index file. Does not sync.
+
+        A file that is not a database, or fails ``PRAGMA quick_check``, is deleted with one
+        warning (with its ``-wal`` and ``-shm``) and a new one created; the next sync fills it
+        from the store."""
         if not self.store.is_dir():
             raise StoreNotFoundError(f"store directory not found: {self.store}")
         self.index_path.parent.mkdir(parents=True, exist_ok=True)
@@ -166,6 +172,7 @@ class RecordIndex:
                 log.warning("index %s unusable (%s): rebuilding", self.index_path.name, exc)
                 self._discard_file()
                 self._writer = self._connect_checked()
+            self._remember_file()
         except BaseException:
             self._file_lock.release()
             raise
@@ -174,6 +181,23 @@ class RecordIndex:
         else:
             self._file_lock.release()
         return self
+
+    def _remember_file(self) -> None:
+        st = os.stat(self.index_path)
+        self._file_id = (st.st_dev, st.st_ino)
+
+    def file_status(self) -> str:
+        """``"ok"`` while the index path still names the file this index opened; ``"missing"``
+        when the path is gone or names another file (unlinked or replaced under a running
+        server: its connections then serve a file nobody else sees); ``"closed"`` before
+        :meth:`open`. One ``stat``, cheap enough for every health probe."""
+        if self._file_id is None:
+            return "closed"
+        try:
+            st = os.stat(self.index_path)
+        except OSError:
+            return "missing"
+        return "ok" if (st.st_dev, st.st_ino) == self._file_id else "missing"
 
     def _end_creation_hold(self) -> None:
         if self._creation_hold:
@@ -190,6 +214,7 @@ class RecordIndex:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+        self._file_id = None
         self._end_creation_hold()
 
     def __enter__(self) -> RecordIndex:
@@ -221,6 +246,8 @@ class RecordIndex:
                 self._discard_file()
                 conn = self._connect()
                 self._create(conn)
+            else:
+                _quick_check(conn)
         except BaseException:
             conn.close()
             raise
@@ -422,6 +449,7 @@ class RecordIndex:
                 os.remove(f"{self.index_path}{suffix}")
         replace_durably(Path(building), self.index_path)
         self._writer = self._connect_checked()
+        self._remember_file()
         self._created_here = False
 
     def add_listener(self, listener: Callable[[SyncReport], None]) -> None:
@@ -867,6 +895,21 @@ def _is_utf8(name: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _quick_check(conn: sqlite3.Connection) -> None:
+    """Raise ``sqlite3.DatabaseError`` unless ``PRAGMA quick_check`` finds the file sound.
+
+    It reads every page (b-tree structure, record formats, NOT NULL constraints; not index
+    content against tables): measured 0.23 s cold and 0.04 s warm for a 10,000-run index
+    (23 MB), 0.3 s for 100,000 runs (236 MB). Damage it misses, or damage done after the open,
+    shows as errors in the queries that read it (not healed while running).
+    """
+    rows = conn.execute("PRAGMA quick_check(5)").fetchall()
+    if [tuple(row) for row in rows] != [("ok",)]:
+        raise sqlite3.DatabaseError(
+            "index fails quick_check: " + "; ".join(str(row[0]) for row in rows)
+        )
 
 
 def _remove_database(path: str) -> None:

@@ -5,9 +5,9 @@ Routes:
 * ``/graphql``: GraphQL over POST (and GraphiQL for browsers on GET, served offline);
 * ``/graphiql-assets/...``: GraphiQL's scripts and styles, installed with the package;
 * ``/exports/{token}``: download of a finished export; ``/exports/schema.xsd``: the XML schema;
-* ``/healthz``: for probes: 200 ``ok``, or 503 ``degraded`` while the store is missing or index
-  syncs fail (:func:`health_response`); whether the watcher runs, and which process answered
-  (its pid and subscriber count);
+* ``/healthz``: for probes: 200 ``ok``, or 503 ``degraded`` while the store is missing, index
+  syncs fail or the index file was unlinked or replaced (:func:`health_response`); whether the
+  watcher runs, and which process answered (its pid and subscriber count);
 * ``/``: redirects browsers to GraphiQL.
 
 In front of the routes (outermost first): CORS, only when origins are configured; the request
@@ -151,10 +151,14 @@ def create_app(
 def health_response(watcher: StoreWatcher, subscribers: int) -> JSONResponse:
     """``/healthz``: 200 ``ok``, or 503 ``degraded`` while the store is missing or syncs fail
     (the index is still served as it is; a probe should look, not restart: the watcher heals
-    both once the store or the disk is back)."""
+    both once the store or the disk is back), or while the index file was unlinked or replaced
+    under the server (``index.status`` ``missing``: queries fail or serve a file nobody else
+    sees; a restart rebuilds it)."""
     health = watcher.health()
+    index_status = watcher.index.file_status()
+    ok = health.ok and index_status == "ok"
     body: dict[str, object] = {
-        "status": "ok" if health.ok else "degraded",
+        "status": "ok" if ok else "degraded",
         "watching": watcher.running and health.store_missing_since is None,
         "pid": os.getpid(),
         "subscribers": subscribers,
@@ -163,7 +167,9 @@ def health_response(watcher: StoreWatcher, subscribers: int) -> JSONResponse:
         body["store"] = {"status": "missing", "since": _utc(health.store_missing_since)}
     if health.failing_since is not None:
         body["sync"] = {"failing_since": _utc(health.failing_since), "error": health.error}
-    return JSONResponse(body, status_code=200 if health.ok else 503)
+    if index_status != "ok":
+        body["index"] = {"status": index_status, "path": str(watcher.index.index_path)}
+    return JSONResponse(body, status_code=200 if ok else 503)
 
 
 def _utc(epoch: float) -> str:
