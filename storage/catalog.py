@@ -20,6 +20,7 @@ from storage.index import RecordIndex
 from storage.models import ExecutionRecord
 from storage.query import (
     ItemCriteria,
+    ItemPositions,
     ItemRef,
     Page,
     PageRequest,
@@ -28,7 +29,7 @@ from storage.query import (
     RunRow,
     StatsSource,
 )
-from storage.reader import InvalidRecordError, read_record
+from storage.reader import FileSignature, InvalidRecordError, parse_record, read_file
 
 __all__ = ["Catalog", "RecordKey", "RecordUnavailable"]
 
@@ -122,9 +123,39 @@ class Catalog:
         """How many items match."""
         return query.count_items(self._index.reader(), crit, flt)
 
-    def item_positions(self, rids: Sequence[int], crit: ItemCriteria) -> dict[int, list[int]]:
-        """For each run, the positions of its items matching ``crit`` (in file order)."""
+    def item_positions(self, rids: Sequence[int], crit: ItemCriteria) -> dict[int, ItemPositions]:
+        """For each run, the positions of its items matching ``crit`` (in file order), with the
+        signature of the file version the index computed them from (see :meth:`matching_items`).
+        """
         return query.item_positions(self._index.reader(), rids, crit)
+
+    def matching_items(
+        self,
+        record: ExecutionRecord,
+        signature: FileSignature | None,
+        file_name: str,
+        found: ItemPositions,
+        crit: ItemCriteria,
+    ) -> list[int]:
+        """The positions in ``record`` (read from ``file_name`` with ``signature``) of its items
+        matching ``crit``, given what the index found (:meth:`item_positions`).
+
+        The index's positions are used only when they are positions in the very version of the
+        file that was read: its signature then equals the one the index had when it computed
+        them. Otherwise (the file was rewritten between the index's sync and the read, either
+        way round) the criteria are applied to the record's own items here, exactly as the index
+        applies them; only full-text criteria cannot be (FTS5's tokenizer decides what a word
+        is), and then the index is asked to catch up with the file and
+        :class:`RecordUnavailable` ("changed while read") is raised: asking again shortly gives
+        a consistent answer.
+        """
+        count = len(record.items)
+        if signature is not None and found.signature == signature:
+            return [pos for pos in found.positions if pos < count]
+        if crit.text is None:
+            return [pos for pos, item in enumerate(record.items) if query.item_matches(crit, item)]
+        self._index.sync_names([file_name], wait=False)
+        raise RecordUnavailable(record.execution_id, "changed while read; try again")
 
     # -- figures ---------------------------------------------------------------------------
 
@@ -147,29 +178,43 @@ class Catalog:
         return found
 
     def read_runs(
-        self, keys: Sequence[RecordKey], *, stop: Callable[[], bool] | None = None
+        self,
+        keys: Sequence[RecordKey],
+        *,
+        stop: Callable[[], bool] | None = None,
+        signatures: list[FileSignature | None] | None = None,
     ) -> list[ExecutionRecord | RecordUnavailable]:
         """:meth:`read_run` for several runs at once (one call for a worker thread to make).
 
         ``stop`` is asked before each file: once true, the rest are left unread (the list
-        returned is then shorter than ``keys``).
+        returned is then shorter than ``keys``). ``signatures``, when given, gets one entry per
+        entry returned: the signature of the file version each record was read from (None for a
+        :class:`RecordUnavailable`), for :meth:`matching_items`.
         """
+        if signatures is None:
+            signatures = []
         found: list[ExecutionRecord | RecordUnavailable] = []
         behind: list[str] = []
         for execution_id, file_name in keys:
             if stop is not None and stop():
                 break
             try:
-                record = read_record(self._index.store, file_name, max_bytes=self._max_file_bytes)
+                data, signature = read_file(
+                    self._index.store, file_name, max_bytes=self._max_file_bytes
+                )
+                record = parse_record(data)
             except InvalidRecordError as exc:
                 found.append(RecordUnavailable(execution_id, exc.reason))
+                signatures.append(None)
                 behind.append(file_name)
                 continue
             if record.execution_id != execution_id:
                 found.append(RecordUnavailable(execution_id, "the file now holds another run"))
+                signatures.append(None)
                 behind.append(file_name)
                 continue
             found.append(record)
+            signatures.append(signature)
         with self._count_lock:
             self._files_read += len(found)
         if behind:

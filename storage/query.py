@@ -502,19 +502,69 @@ def count_items(conn: sqlite3.Connection, crit: ItemCriteria | None, flt: RunFil
     return int(conn.execute(sql, [*ip, *rp]).fetchone()[0])
 
 
+@dataclass(frozen=True, slots=True)
+class ItemPositions:
+    """The positions of a run's items matching some criteria, and which version of the file
+    they are positions in: the ``files`` row's (size, mtime_ns, inode) for the run, None when
+    the index no longer serves that run (its file was re-read: rids are never reused)."""
+
+    positions: list[int]
+    signature: tuple[int, int, int] | None
+
+
 def item_positions(
     conn: sqlite3.Connection, rids: Sequence[int], crit: ItemCriteria
-) -> dict[int, list[int]]:
-    """For each run, the positions of its items matching ``crit`` (in file order)."""
+) -> dict[int, ItemPositions]:
+    """For each run, the positions of its items matching ``crit`` (in file order), with the
+    signature of the file version they were computed from.
+
+    Two statements, each its own snapshot: that is safe because a run whose file is re-read
+    gets a new rid. Whichever statement sees the old run, the other sees it too or sees nothing
+    (no positions, or no signature), and a caller comparing the signature with the one of the
+    file it read then finds a mismatch.
+    """
     where, params = item_conditions(crit)
     found: dict[int, list[int]] = {rid: [] for rid in rids}
+    signatures: dict[int, tuple[int, int, int]] = {}
     for start in range(0, len(rids), 500):
         chunk = list(rids[start : start + 500])
-        cond = [f"i.rid IN ({','.join('?' * len(chunk))})", *where]
+        marks = ",".join("?" * len(chunk))
+        sql = (
+            "SELECT r.rid, f.size, f.mtime_ns, f.inode FROM runs r "
+            f"JOIN files f ON f.name = r.file_name WHERE r.rid IN ({marks})"
+        )
+        for rid, size, mtime_ns, inode in conn.execute(sql, chunk):
+            signatures[rid] = (size, mtime_ns, inode)
+        cond = [f"i.rid IN ({marks})", *where]
         sql = f"SELECT i.rid, i.pos FROM items i {_where(cond)} ORDER BY i.rid, i.pos"
         for rid, pos in conn.execute(sql, [*chunk, *params]):
             found[rid].append(pos)
-    return found
+    return {rid: ItemPositions(found[rid], signatures.get(rid)) for rid in rids}
+
+
+def item_matches(crit: ItemCriteria, item: Any) -> bool:
+    """Whether one item (an :class:`~storage.models.ExecutionItem`) matches ``crit`` exactly as
+    :func:`item_conditions` would select its row; ``crit.text`` cannot be decided here (FTS5's
+    tokenizer) and must be None."""
+    if crit.text is not None:
+        raise ValueError("full-text criteria are decided by the index only")
+    return (
+        _typed_match(item.item_type, crit.item_types, KNOWN_ITEM_TYPES)
+        and _typed_match(item.media_type, crit.media_types, KNOWN_MEDIA_TYPES)
+        and (not crit.stages or item.stage in crit.stages)
+        and (crit.stage_iteration is None or item.stage_iteration == crit.stage_iteration)
+        and (crit.loop_iteration is None or item.loop_iteration == crit.loop_iteration)
+        and (not crit.models_used or item.model_used in crit.models_used)
+        and (not crit.backend_types or item.backend_type in crit.backend_types)
+        and (not crit.configs_used or item.config_used in crit.configs_used)
+    )
+
+
+def _typed_match(value: str, values: Sequence[str | None], known: frozenset[str]) -> bool:
+    """:func:`_typed_in` for one value: ``None`` in ``values`` stands for every unknown value."""
+    if not values:
+        return True
+    return value in values or (None in values and value not in known)
 
 
 # -- statistics -----------------------------------------------------------------------------

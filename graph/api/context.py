@@ -28,7 +28,8 @@ from graph.settings import Settings
 from storage.catalog import Catalog, RecordKey, RecordUnavailable
 from storage.index import RecordIndex
 from storage.models import ExecutionRecord
-from storage.query import ItemCriteria
+from storage.query import ItemCriteria, ItemPositions
+from storage.reader import FileSignature
 
 
 @dataclass
@@ -54,6 +55,9 @@ class AppState:
 
 Read = ExecutionRecord | RecordUnavailable
 """What reading a run's file gave: its record, or why it no longer is that run."""
+
+SignedRead = tuple[Read, FileSignature | None]
+"""A read and the signature of the file version it read (None when unavailable)."""
 
 PositionsKey = tuple[int, ItemCriteria]
 """(run rid, item criteria): which item positions of a run match."""
@@ -87,24 +91,30 @@ class Context:
         return ItemBudget.of(self.state.settings)
 
     @cached_property
-    def _reads(self) -> dict[RecordKey, asyncio.Future[Read]]:
+    def _reads(self) -> dict[RecordKey, asyncio.Future[SignedRead]]:
         return {}
 
     @cached_property
-    def _batch(self) -> list[tuple[RecordKey, asyncio.Future[Read]]]:
+    def _batch(self) -> list[tuple[RecordKey, asyncio.Future[SignedRead]]]:
         return []
 
     async def record(self, key: RecordKey) -> ExecutionRecord:
         """A run's record by (execution id, file name), its file read at most once per request;
         raises :class:`NotFound` if the file no longer holds that run."""
-        return _checked(await self._read(key))
+        return _checked((await self._read(key))[0])
+
+    async def signed_record(self, key: RecordKey) -> tuple[ExecutionRecord, FileSignature | None]:
+        """:meth:`record` with the signature of the file version it was read from (the same
+        read: one per file and request), to compare with the index's (item positions)."""
+        found, signature = await self._read(key)
+        return _checked(found), signature
 
     async def records(self, keys: Sequence[RecordKey]) -> list[ExecutionRecord]:
         """:meth:`record` for several runs, read together."""
         reads = [self._read(key) for key in keys]
-        return [_checked(await read) for read in reads]
+        return [_checked((await read)[0]) for read in reads]
 
-    def _read(self, key: RecordKey) -> asyncio.Future[Read]:
+    def _read(self, key: RecordKey) -> asyncio.Future[SignedRead]:
         """The read of one file, joining the batch that goes to a worker thread next.
 
         The files asked for in one turn of the event loop (a page of runs whose items are all
@@ -122,8 +132,9 @@ class Context:
         return read
 
     @cached_property
-    def positions(self) -> DataLoader[PositionsKey, list[int]]:
-        """Positions of a run's items matching some criteria, in one query per criteria."""
+    def positions(self) -> DataLoader[PositionsKey, ItemPositions]:
+        """Positions of a run's items matching some criteria, in one query per criteria, with
+        the file signature they belong to (see :meth:`Catalog.matching_items`)."""
         return DataLoader(load_fn=partial(_load_positions, self.state.catalog))
 
     def forget_reads(self) -> None:
@@ -141,7 +152,7 @@ class Context:
 def _dispatch(
     loop: asyncio.AbstractEventLoop,
     catalog: Catalog,
-    batch: list[tuple[RecordKey, asyncio.Future[Read]]],
+    batch: list[tuple[RecordKey, asyncio.Future[SignedRead]]],
     budget: ItemBudget,
 ) -> None:
     """Hand the batch's files to a worker thread; settle each read when it is back.
@@ -156,8 +167,11 @@ def _dispatch(
     # refused: reading on would only hold memory and a thread, so the worker stops between
     # files.
     stop = partial(_stopped, current_deadline(), budget)
-    done = loop.run_in_executor(None, partial(catalog.read_runs, keys, stop=stop))
-    done.add_done_callback(partial(_settle, [read for _, read in taken], budget))
+    signatures: list[FileSignature | None] = []
+    done = loop.run_in_executor(
+        None, partial(catalog.read_runs, keys, stop=stop, signatures=signatures)
+    )
+    done.add_done_callback(partial(_settle, [read for _, read in taken], budget, signatures))
 
 
 def _stopped(deadline: float | None, budget: ItemBudget) -> bool:
@@ -165,7 +179,10 @@ def _stopped(deadline: float | None, budget: ItemBudget) -> bool:
 
 
 def _settle(
-    reads: list[asyncio.Future[Read]], budget: ItemBudget, done: asyncio.Future[list[Read]]
+    reads: list[asyncio.Future[SignedRead]],
+    budget: ItemBudget,
+    signatures: list[FileSignature | None],
+    done: asyncio.Future[list[Read]],
 ) -> None:
     error = asyncio.CancelledError() if done.cancelled() else done.exception()
     found = [] if error is not None else done.result()
@@ -175,7 +192,7 @@ def _settle(
         if error is not None:
             read.set_exception(error)
         elif position < len(found):
-            read.set_result(found[position])
+            read.set_result((found[position], signatures[position]))
         elif budget.exceeded:
             read.set_exception(budget.refusal())
         else:  # the worker stopped at the deadline
@@ -188,7 +205,7 @@ def _checked(found: Read) -> ExecutionRecord:
     return found
 
 
-async def _load_positions(catalog: Catalog, keys: Sequence[PositionsKey]) -> list[list[int]]:
+async def _load_positions(catalog: Catalog, keys: Sequence[PositionsKey]) -> list[ItemPositions]:
     by_criteria: dict[ItemCriteria, list[int]] = {}
     for rid, crit in keys:
         by_criteria.setdefault(crit, []).append(rid)

@@ -39,6 +39,7 @@ from graph.settings import Settings
 from storage.catalog import Catalog, RecordUnavailable
 from storage.models import ExecutionRecord
 from storage.query import ItemCriteria, RunFilter, RunOrder
+from storage.reader import FileSignature
 
 log = logging.getLogger(__name__)
 
@@ -240,15 +241,21 @@ class ExportJobs:
                 else None
             )
             for eid, file_name, rid in chunk:
+                signatures: list[FileSignature | None] = []
                 try:
-                    record = self.catalog.read_run(eid, file_name)
+                    record = self.catalog.read_runs([(eid, file_name)], signatures=signatures)[0]
+                    if isinstance(record, RecordUnavailable):
+                        raise record
+                    if positions is not None and plan.item_criteria is not None:
+                        # The index's positions only for the file version they belong to.
+                        keep = self.catalog.matching_items(
+                            record, signatures[0], file_name, positions[rid], plan.item_criteria
+                        )
+                        record = record.model_copy(
+                            update={"items": [record.items[p] for p in keep]}
+                        )
                 except RecordUnavailable as exc:
                     raise ExportErrorForRun(eid, exc.reason) from None
-                if positions is not None:
-                    keep = positions.get(rid, [])
-                    record = record.model_copy(
-                        update={"items": [record.items[p] for p in keep if p < len(record.items)]}
-                    )
                 yield record
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from functools import partial
 from typing import Annotated
 
 import strawberry
@@ -18,9 +19,10 @@ from graph.api.types.enums import ItemType, MediaType, item_type_of, media_type_
 from graph.api.types.inputs import ItemFilter, item_criteria
 from graph.api.types.node import Node, item_local_id, to_global_id
 from graph.api.types.scalars import JSON, BigInt
-from storage.catalog import RecordKey
+from graph.errors import NotFound
+from storage.catalog import RecordKey, RecordUnavailable
 from storage.models import ExecutionRecord
-from storage.query import RunRow
+from storage.query import ItemPositions, RunRow
 
 #: Items built between two turns given back to the event loop.
 BUILD_CHUNK = 1000
@@ -106,17 +108,37 @@ class Execution(Node):
         # The request's item budget is charged from the index's facts (the run's item count,
         # or its matching positions, and its file size) before the file is read: over it,
         # nothing is read or built for this run (see graph.api.extensions.limits).
+        # With a filter, the index's positions apply only to the file version they were
+        # computed from: the catalog checks the signature of what was read against it, and
+        # matches the record's own items otherwise (Catalog.matching_items).
         budget = info.context.item_budget
         crit = item_criteria(filter)
-        positions: list[int] | None = None
+        found: ItemPositions | None = None
         if crit is not None:
-            positions = await info.context.positions.load((self.rid, crit))
-        charged = self.item_count if positions is None else len(positions)
+            found = await info.context.positions.load((self.rid, crit))
+        charged = self.item_count if found is None else len(found.positions)
         budget.charge(charged, self.size_bytes)
-        record = await self.record(info)
+        record, signature = await info.context.signed_record(self.record_key)
         count = len(record.items)
-        if positions is None and count > charged:  # the file grew since the index saw it
-            budget.charge(count - charged, 0)
+        positions: list[int] | None = None
+        if crit is not None and found is not None:
+            match = partial(
+                info.context.state.catalog.matching_items,
+                record,
+                signature,
+                self.file_name,
+                found,
+                crit,
+            )
+            try:
+                # A mismatch matches in Python or has the index catch up: off the event loop.
+                same = signature is not None and found.signature == signature
+                positions = match() if same else await asyncio.to_thread(match)
+            except RecordUnavailable as exc:
+                raise NotFound(f"{exc}", executionId=self.execution_id) from None
+        wanted = count if positions is None else len(positions)
+        if wanted > charged:  # the file grew or changed since the index saw it
+            budget.charge(wanted - charged, 0)
         built: list[ExecutionItem] = []
         for pos in range(count) if positions is None else positions:
             if pos < count:
