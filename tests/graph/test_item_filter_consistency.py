@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -157,3 +159,59 @@ def test_export_with_item_filter_of_a_rewritten_file_gives_the_files_items(
     found = [(i["item_type"], i["content"], i["sequence_number"]) for i in record["items"]]
     assert found == expected(items, "output_image")
     assert len(found) == 2
+
+
+@pytest.mark.slow
+def test_a_real_server_never_serves_wrong_items_while_records_are_rewritten(
+    store: Path, index_path: Path
+) -> None:
+    """Front door: a real server watching the store while a writer rewrites 20 runs over and
+    over (items reversed, then back), and a client asks for their OUTPUT_IMAGE items: every
+    item served has that type, whichever version of a file the index and the read saw."""
+    from tests.e2e.server import serve
+
+    originals = [
+        record_dict(f"exec_20251103_1430{n:02d}_0000abcd", shape="stillepost") for n in range(20)
+    ]
+    paths = [write_record(store, original) for original in originals]
+    query_text = """{ executions(first: 20) { edges { node {
+        items(filter: {itemTypes: [OUTPUT_IMAGE]}) { rawItemType } } } } }"""
+    stop = threading.Event()
+
+    def writer() -> None:
+        flip = False
+        while not stop.is_set():
+            flip = not flip
+            for path, original in zip(paths, originals, strict=True):
+                items = original["items"][::-1] if flip else original["items"]
+                rewrite(path, items, original)
+            time.sleep(0.005)
+
+    served = wrong = errors = 0
+    with serve(store, index_path, watch=True) as server:
+        thread = threading.Thread(target=writer, daemon=True)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 3
+            payload = json.dumps({"query": query_text}).encode()
+            while time.monotonic() < deadline:
+                request = urllib.request.Request(
+                    f"{server.http_url}/graphql",
+                    data=payload,
+                    headers={"content-type": "application/json"},
+                )
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    body = json.loads(response.read())
+                for error in body.get("errors") or []:
+                    assert error["extensions"]["code"] == "NOT_FOUND", error
+                    errors += 1
+                for edge in (body.get("data") or {}).get("executions", {}).get("edges", []):
+                    for item in ((edge or {}).get("node") or {}).get("items") or []:
+                        served += 1
+                        wrong += item["rawItemType"] != "output_image"
+        finally:
+            stop.set()
+            thread.join(5)
+    print(f"served {served} OUTPUT_IMAGE items, {wrong} of another type, {errors} errors")
+    assert served > 100
+    assert wrong == 0
