@@ -15,7 +15,6 @@ import json
 import resource
 import selectors
 import socket
-import subprocess
 import threading
 import time
 import urllib.error
@@ -29,15 +28,8 @@ import websockets
 from websockets.typing import Subprotocol
 
 from graph.server.connections import descriptor_budget
-from tests.e2e.server import free_port
-from tests.e2e.test_workers import (
-    EXECGRAPH,
-    Server,
-    environment,
-    seed_store,
-    wait_ready,
-    write_runs,
-)
+from tests.e2e.server import Server, serving
+from tests.e2e.test_workers import seed_store, write_runs
 
 TYPENAME = json.dumps({"query": "{ __typename }"}).encode()
 PROTOCOL = [Subprotocol("graphql-transport-ws")]
@@ -52,30 +44,13 @@ def serve_limited(
     seed_store(store, runs)
     home = tmp_path / "home"
     home.mkdir()
-    variables = environment(home)
-    variables.update({f"EXECGRAPH_{k.upper()}": str(v) for k, v in env.items()})
-    port = free_port()
-    log = home / "server.log"
+    settings = {f"EXECGRAPH_{k.upper()}": str(v) for k, v in env.items()}
 
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 
-    args = [EXECGRAPH, "serve", "--store", str(store), "--port", str(port)]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            args, env=variables, stdout=out, stderr=subprocess.STDOUT, cwd=home, preexec_fn=limit
-        )
-    server = Server(process, port, log)
-    try:
-        wait_ready(server)
+    with serving(store, home, env=settings, preexec_fn=limit) as server:
         yield server, store
-    finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
 
 
 def post(

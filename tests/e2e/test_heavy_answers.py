@@ -18,12 +18,11 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.server import Subscriber, free_port, serve
-from tests.e2e.test_workers import EXECGRAPH, environment
+from tests.e2e.server import Subscriber, serve, serving
 from tests.hardening.test_heavy_answers import heavy_record
 
 RUNS = 20
@@ -57,36 +56,12 @@ def rss_kib(pid: int) -> int:
 
 
 @contextmanager
-def serving(store: Path, home: Path, **env: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    port = free_port()
-    home.mkdir(parents=True, exist_ok=True)
-    log = home / "server.log"
-    args = [EXECGRAPH, "serve", "--store", str(store), "--port", str(port), "--workers", "1"]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            args,
-            env={**environment(home), **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=home,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log.read_text()[-3000:]
-            with suppress(OSError, ValueError):
-                if post(port, "{ __typename }", timeout=2)[1] == {"data": {"__typename": "Query"}}:
-                    break
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.1)
-        yield process, port
-    finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+def one_worker(
+    store: Path, home: Path, **env: str
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """``execgraph serve`` (one worker) with the given EXECGRAPH_* settings: (process, port)."""
+    with serving(store, home, env=env) as server:
+        yield server.process, server.port
 
 
 def test_one_heavy_client_never_holds_up_the_others(tmp_path: Path) -> None:
@@ -95,7 +70,7 @@ def test_one_heavy_client_never_holds_up_the_others(tmp_path: Path) -> None:
     for n in range(RUNS):
         data = heavy_record(n, extra=EXTRA_ITEMS)
         (store / f"{data['execution_id']}.json").write_bytes(json.dumps(data).encode())
-    with serving(store, tmp_path / "home", EXECGRAPH_REQUEST_TIMEOUT_S=str(TIMEOUT_S)) as (
+    with one_worker(store, tmp_path / "home", EXECGRAPH_REQUEST_TIMEOUT_S=str(TIMEOUT_S)) as (
         process,
         port,
     ):

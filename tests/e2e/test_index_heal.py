@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.test_workers import Server, http_json, serving
+from tests.e2e.server import Server, http_json, serving
 from tests.factory import record_dict, write_record
 from tests.storage.test_index_heal import damage_middle_page
 

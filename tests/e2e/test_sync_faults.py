@@ -28,8 +28,7 @@ from typing import Any
 import pytest
 
 from storage.index import RecordIndex
-from tests.e2e.server import RunningServer, Subscriber, serve
-from tests.e2e.test_workers import http_json, serving
+from tests.e2e.server import RunningServer, Subscriber, http_json, serve, serving
 from tests.factory import record_dict, write_record
 
 WAIT_S = 15.0

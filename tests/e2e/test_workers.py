@@ -11,122 +11,21 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import websockets
 
-from tests.e2e.server import free_port
+from tests.e2e.server import Server, graphql, http_json, serving, started, wait_ready
 from tests.factory import dump, record_dict
 
-EXECGRAPH = str(Path(sys.executable).parent / "execgraph")
 ADDED = "subscription { executionAdded { executionId } }"
-
-
-@dataclass
-class Server:
-    process: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    @property
-    def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/graphql"
-
-
-def environment(home: Path) -> dict[str, str]:
-    """A user of their own: caches, logs, keys and exports under ``home``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXECGRAPH_")}
-    env.update(
-        HOME=str(home),
-        XDG_CACHE_HOME=str(home / "cache"),
-        XDG_STATE_HOME=str(home / "state"),
-        XDG_DATA_HOME=str(home / "data"),
-        EXECGRAPH_EXPORT_DIR=str(home / "exports"),
-        EXECGRAPH_AUDIT_LOG=str(home / "audit.jsonl"),
-        EXECGRAPH_PSEUDONYM_KEY="a-test-key-of-enough-length",
-    )
-    return env
-
-
-def http_json(url: str, body: dict[str, Any] | None = None, timeout: float = 30) -> Any:
-    """One request on a fresh connection (so that it may land on any worker)."""
-    request = urllib.request.Request(
-        url,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"content-type": "application/json", "connection": "close"},
-    )
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return json.load(response)
-
-
-def graphql(server: Server, query: str, variables: dict[str, Any] | None = None) -> Any:
-    body = http_json(f"{server.http}/graphql", {"query": query, "variables": variables or {}})
-    assert "errors" not in body, body
-    return body["data"]
-
-
-@contextmanager
-def serving(
-    store: Path, home: Path, *, index: Path | None = None, workers: int = 1, name: str = "server"
-) -> Iterator[Server]:
-    """Start ``execgraph serve``; wait until it answers; stop it at the end."""
-    with started(store, home, index=index, workers=workers, name=name) as server:
-        wait_ready(server)
-        yield server
-
-
-@contextmanager
-def started(
-    store: Path, home: Path, *, index: Path | None, workers: int, name: str
-) -> Iterator[Server]:
-    port = free_port()
-    args = [EXECGRAPH, "serve", "--store", str(store), "--port", str(port)]
-    args += ["--workers", str(workers)]
-    if index is not None:
-        args += ["--index", str(index)]
-    log = home / f"{name}.log"
-    home.mkdir(parents=True, exist_ok=True)
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            args, env=environment(home), stdout=out, stderr=subprocess.STDOUT, cwd=home
-        )
-    server = Server(process, port, log)
-    try:
-        yield server
-    finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-
-
-def wait_ready(server: Server, limit: float = 45) -> None:
-    deadline = time.monotonic() + limit
-    while True:
-        code = server.process.poll()
-        assert code is None, f"server exited ({code}): {server.log.read_text()[-3000:]}"
-        with suppress(OSError, ValueError):
-            if http_json(f"{server.http}/healthz", timeout=2)["status"] == "ok":
-                return
-        assert time.monotonic() < deadline, server.log.read_text()[-3000:]
-        time.sleep(0.1)
 
 
 def worker_subscribers(server: Server, workers: int, tries: int = 300) -> dict[int, int]:
