@@ -77,8 +77,8 @@ def test_a_slow_record_read_does_not_hold_up_other_requests(
 ) -> None:
     write_record(store, record_dict("exec_slow"))
     started = threading.Event()
-    real = storage.reader.read_record
-    monkeypatch.setattr("storage.catalog.read_record", slowed(real, started))
+    real = storage.reader.read_file
+    monkeypatch.setattr("storage.catalog.read_file", slowed(real, started))
     with serve(store, index_path, watch=False) as server:
         slow, quick = answer_while_slow(server.http_url, started, "exec_slow")
     assert slow >= SLOW_S  # the control: the read was slow

@@ -161,14 +161,14 @@ def test_the_file_reads_of_a_request_stop_at_its_deadline(
 ) -> None:
     store, _, _ = heavy_store
     reads: list[float] = []
-    real = storage.reader.read_record
+    real = storage.reader.read_file
 
     def slow(*args: Any, **kwargs: Any) -> Any:
         reads.append(time.monotonic())
         time.sleep(0.4)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr("storage.catalog.read_record", slow)
+    monkeypatch.setattr("storage.catalog.read_file", slow)
     client = make_client(store, request_timeout_s=0.5, max_items_per_request=1_000_000)
     started = time.monotonic()
     body = post(client, ALL_ITEMS).json()
