@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pytest
 
+#: Builds the wheel.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("graph/", "storage/", "exports/")
 #: A new asset folder whose name is no Python identifier: the declaration must ship it too.

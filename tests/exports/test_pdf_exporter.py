@@ -33,6 +33,9 @@ from tests.exports.test_report import (
 )
 from tests.factory import BASE_TIME, item_dict, record, record_dict
 
+#: Each test lays out and renders a PDF report: about 0.5-1 s apiece.
+pytestmark = pytest.mark.slow
+
 GOLDEN = Path(__file__).parent / "golden" / "report.pdf.txt"
 META = ExportMeta(
     exported_at=datetime(2025, 12, 1, 9, 30, tzinfo=UTC),
@@ -154,7 +157,6 @@ def test_progress_is_reported_after_each_record() -> None:
     assert seen == [1, 2, 3]
 
 
-@pytest.mark.slow
 def test_same_input_gives_the_same_bytes_dated_by_the_export() -> None:
     first = export(golden_records(), meta=GOLDEN_META)
     assert export(golden_records(), meta=GOLDEN_META) == first
@@ -211,7 +213,6 @@ def test_characters_without_any_glyph_are_marked() -> None:
     assert "[U+10FFFD]" in body
 
 
-@pytest.mark.slow
 def test_hostile_corpus_does_not_break_the_report() -> None:
     data = export([shared_hostile_record(), hostile_record()])
     body = text(data)
@@ -262,7 +263,6 @@ def image_count(data: bytes) -> int:
     return sum(len(page.images) for page in PdfReader(io.BytesIO(data)).pages)
 
 
-@pytest.mark.slow
 def test_images_are_embedded_only_from_media_dir(media: Path, tmp_path: Path) -> None:
     assert image_count(export([image_run("out.png")], media_dir=media)) == 1
     assert image_count(export([image_run("out.png")])) == 0

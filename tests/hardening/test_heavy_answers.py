@@ -21,6 +21,9 @@ from graph.api.context import AppState
 from tests.factory import BASE_TIME, item_dict, record_dict, write_record
 from tests.hardening.conftest import codes, post
 
+#: Stores of runs with thousands of items, and deadlines waited out.
+pytestmark = pytest.mark.slow
+
 RUNS = 5
 EXTRA_ITEMS = 3000
 ALL_ITEMS = "{ executions(first: 10) { edges { node { itemCount items { content } } } } }"
@@ -153,7 +156,6 @@ def test_a_request_over_the_byte_cap_is_refused_naming_the_cap(
     assert "errors" not in post(client, two_runs).json()  # within the cap: answered
 
 
-@pytest.mark.slow
 def test_the_file_reads_of_a_request_stop_at_its_deadline(
     heavy_store: tuple[Path, list[int], list[int]],
     make_client: Callable[..., TestClient],

@@ -16,6 +16,9 @@ from graph.api import resolvers
 from storage import query
 from tests.hardening.conftest import codes, post
 
+#: Each test waits out a request deadline.
+pytestmark = pytest.mark.slow
+
 TIMEOUT_S = 0.5
 COUNT = "{ executions(first: 1) { totalCount } }"
 
